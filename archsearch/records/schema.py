@@ -1,0 +1,103 @@
+"""RunRecord: what one training run leaves in its run directory (``record.json``). Pure.
+
+Local records are the source of truth: fitting, search and the sweeper read them, never wandb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archsearch.records.io import write_json_atomic
+
+RECORD_FILE = "record.json"
+METRICS_FILE = "metrics.jsonl"
+SCHEMA_VERSION = 1
+
+
+class RecordError(ValueError):
+    """A record file that is missing, unreadable or fails validation."""
+
+
+@dataclass
+class RunRecord:
+    """One finished training run. Counts follow ``params_convention`` and ``flops_convention``."""
+
+    run_id: str
+    arch: dict[str, Any]
+    n_params: int
+    total_params: int
+    embedding_params: int
+    r_mlp_attn: float
+    d_over_sqrt_n: float
+    gqa_group: int
+    train_tokens: int
+    train_flops: float
+    steps: int
+    final_val_loss: float
+    final_train_loss: float
+    wall_time_s: float
+    tokens_per_s: float
+    seed: int
+    backend: str
+    device: str
+    dataset: str
+    git_rev: str = "unknown"
+    unigram_entropy: float | None = None
+    params_convention: str = "non_embedding"
+    flops_convention: str = "6ND"
+    status: str = "completed"
+    created_at: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.n_params <= 0 or self.train_tokens <= 0:
+            raise RecordError(f"run {self.run_id}: n_params and train_tokens must be positive")
+        for name in ("final_val_loss", "final_train_loss"):
+            value = getattr(self, name)
+            if not value == value or value <= 0:  # NaN or non-positive
+                raise RecordError(f"run {self.run_id}: {name} must be a positive number, got {value}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                   and f.default_factory is dataclasses.MISSING} - set(data)
+        if missing:
+            raise RecordError(f"record lacks fields {sorted(missing)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_record(run_dir: str | Path, record: RunRecord) -> Path:
+    """Write ``record.json`` atomically into ``run_dir``; returns its path."""
+    path = Path(run_dir) / RECORD_FILE
+    write_json_atomic(path, record.to_dict())
+    return path
+
+
+def read_record(path: str | Path) -> RunRecord:
+    """Read a ``record.json`` (or the one inside a run directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORD_FILE
+    if not path.exists():
+        raise RecordError(f"no record at {path}: has the run finished?")
+    try:
+        return RunRecord.from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError) as e:
+        raise RecordError(f"{path}: not a valid record ({e})") from e
+
+
+def scan_records(sweep_dir: str | Path) -> list[RunRecord]:
+    """Every ``record.json`` below ``sweep_dir``, in path order."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise RecordError(f"sweep directory {sweep_dir} does not exist")
+    return [read_record(p) for p in sorted(sweep_dir.rglob(RECORD_FILE))]
