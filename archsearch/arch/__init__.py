@@ -1,4 +1,4 @@
-"""Architecture accounting: ArchSpec, counts, shapes from budgets. Pure Python: no torch, no Hydra."""
+"""Architecture accounting: ArchSpec, counts, shapes from budgets. Pure: no torch or Hydra."""
 
 from archsearch.arch.budget import steps_for, train_tokens_for
 from archsearch.arch.counting import (

@@ -74,7 +74,9 @@ def inference_flops_per_token(spec: ArchSpec, kv_len: int, include_lm_head: bool
     ``include_lm_head`` adds the output projection, ``2 d_model vocab_size``, which the paper's
     formula leaves out but a roofline must count.
     """
-    flops = 2 * non_embedding_params(spec) + 2 * spec.n_layers * kv_len * spec.n_heads * spec.head_dim
+    flops = (
+        2 * non_embedding_params(spec) + 2 * spec.n_layers * kv_len * spec.n_heads * spec.head_dim
+    )
     if include_lm_head:
         flops += 2 * spec.d_model * spec.vocab_size
     return flops

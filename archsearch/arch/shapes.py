@@ -104,8 +104,9 @@ def shape_for(
         candidates.append(spec)
     if not candidates:
         raise ArchError(
-            f"no room for the MLP at n_params={n_params:,}, d_model={d_model}: raise r_mlp_attn "
-            f"(now {r_mlp_attn_target}) or n_params, or lower d_model"
+            f"no room for an MLP of d_ff >= {d_ff_multiple} at n_params={n_params:,}, "
+            f"d_model={d_model}: raise r_mlp_attn (now {r_mlp_attn_target}) or n_params, or lower "
+            "d_model or d_ff_multiple"
         )
     spec = min(candidates, key=lambda s: abs(math.log(r_mlp_attn(s) / r_mlp_attn_target)))
     achieved = non_embedding_params(spec)

@@ -31,7 +31,15 @@ class ArchSpec:
     name: str = ""
 
     def __post_init__(self) -> None:
-        for field in ("d_model", "n_layers", "n_heads", "n_kv_heads", "head_dim", "d_ff", "vocab_size"):
+        for field in (
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "n_kv_heads",
+            "head_dim",
+            "d_ff",
+            "vocab_size",
+        ):
             value = getattr(self, field)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ArchError(f"{field} must be a positive integer, got {value!r}")

@@ -11,13 +11,25 @@ from typing import Any
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of either."""
+    _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_jsonl_atomic(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Replace a JSONL file with ``rows``, atomically."""
+    _write_atomic(path, "".join(_line(row) for row in rows))
+
+
+def _line(row: dict[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True) + "\n"
+
+
+def _write_atomic(path: str | Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -29,7 +41,7 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:
     """Append one JSON line and flush it to disk."""
     with open(path, "a") as f:
-        f.write(json.dumps(row, sort_keys=True) + "\n")
+        f.write(_line(row))
         f.flush()
         os.fsync(f.fileno())
 

@@ -60,7 +60,9 @@ class RunRecord:
         for name in ("final_val_loss", "final_train_loss"):
             value = getattr(self, name)
             if not value == value or value <= 0:  # NaN or non-positive
-                raise RecordError(f"run {self.run_id}: {name} must be a positive number, got {value}")
+                raise RecordError(
+                    f"run {self.run_id}: {name} must be a positive number, got {value}"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -68,8 +70,11 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         known = {f.name for f in dataclasses.fields(cls)}
-        missing = {f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                   and f.default_factory is dataclasses.MISSING} - set(data)
+        missing = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        } - set(data)
         if missing:
             raise RecordError(f"record lacks fields {sorted(missing)}")
         return cls(**{k: v for k, v in data.items() if k in known})

