@@ -23,6 +23,14 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 T = TypeVar("T")
 
 
+def _run_id(override_dirname: str) -> str:
+    """The run directory's name: its overrides, or ``default`` when there are none."""
+    return override_dirname or "default"
+
+
+OmegaConf.register_new_resolver("run_id", _run_id, replace=True)
+
+
 def register(name: str, node: type, group: str | None = None) -> None:
     """Store a dataclass schema in Hydra's ConfigStore (``base_*`` nodes that YAML files extend)."""
     ConfigStore.instance().store(group=group, name=name, node=node)

@@ -111,7 +111,22 @@ class TrackerConfig:
 
 @dataclass
 class BackendConfig:
+    """Which trainer runs the model: ``torch`` (any device) or ``megatron`` (CUDA GPUs, SLURM).
+
+    The other fields are read by the megatron backend only (``archsearch.train.megatron_backend``).
+    ``fp8`` is ``null``, ``e4m3`` or ``hybrid``; it needs Transformer Engine on a Hopper GPU.
+    """
+
     name: str = "torch"
+    tensor_parallel: int = 1
+    pipeline_parallel: int = 1
+    micro_batch_size: int | None = None  # None: each data-parallel rank's share in one micro-batch
+    transformer_impl: str = "auto"  # "auto" (TE when importable on CUDA), "transformer_engine", "local"
+    fp8: str | None = None
+    fp8_recipe: str = "delayed"  # "delayed", "tensorwise", "mxfp8" (Blackwell) or "blockwise"
+    fp8_margin: int = 0
+    fp8_amax_history_len: int = 1024
+    fp8_amax_compute_algo: str = "max"  # "max" or "most_recent"
 
 
 @dataclass
@@ -125,7 +140,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
-    name: str = "default"
+    name: str = "train"
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ def shape_for(
     d_model_multiple: int = 64,
     d_ff_multiple: int = 64,
     n_params_tolerance: float = 0.05,
+    r_mlp_attn_tolerance: float = 0.25,
     name: str = "",
 ) -> Shape:
     """Invert the accounting: the feasible shape nearest to (N, d_model or x, r, g).
@@ -56,6 +57,8 @@ def shape_for(
         d_model: hidden size; give exactly one of ``d_model`` and ``d_over_sqrt_n_target`` (x),
             from which ``d_model = x sqrt(N)`` rounded to ``d_model_multiple``.
         n_params_tolerance: largest accepted ``|N_achieved / N - 1|``.
+        r_mlp_attn_tolerance: largest accepted ``|r_achieved / r - 1|`` (whole heads make r
+            coarse at small N).
 
     Raises:
         ArchError: naming the field to change when no shape within tolerance exists.
@@ -109,6 +112,14 @@ def shape_for(
             "d_model or d_ff_multiple"
         )
     spec = min(candidates, key=lambda s: abs(math.log(r_mlp_attn(s) / r_mlp_attn_target)))
+    if abs(r_mlp_attn(spec) / r_mlp_attn_target - 1) > r_mlp_attn_tolerance:
+        reachable = sorted(f"{r_mlp_attn(s):.2f}" for s in candidates)
+        raise ArchError(
+            f"r_mlp_attn={r_mlp_attn_target} is not reachable with whole heads at "
+            f"n_params={n_params:,}, d_model={d_model}, head_dim={head_dim}, gqa_group="
+            f"{gqa_group}: the nearest shapes have r = {', '.join(reachable)}; choose one of "
+            "those, a smaller head_dim or gqa_group, or a larger budget"
+        )
     achieved = non_embedding_params(spec)
     rel_error = achieved / n_params - 1
     if abs(rel_error) > n_params_tolerance:

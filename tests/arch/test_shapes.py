@@ -76,6 +76,8 @@ def test_impossible_requests_say_what_would_work() -> None:
         shape_for(100_000, 2, 32, 1.0, 1, 100, d_model=64, d_ff_multiple=512)
     with pytest.raises(ArchError, match="exactly one of d_model and d_over_sqrt_n"):
         shape_for(10**6, 4, 32, 1.0, 1, 100)
+    with pytest.raises(ArchError, match=r"r_mlp_attn=8 is not reachable .* r = 4.00"):
+        shape_for(500_000, 4, 32, 8, 2, 4096, d_model=128, d_ff_multiple=16)
     with pytest.raises(ArchError, match="gqa_group must be >= 1"):
         shape_for(10**6, 4, 32, 1.0, 0, 100, d_model=128)
 
