@@ -103,6 +103,7 @@ def register_run_groups() -> None:
         "budget": config.BudgetConfig,
         "optim": config.OptimConfig,
         "train": config.TrainConfig,
+        "perf": config.PerfConfig,
         "tracker": config.TrackerConfig,
         "backend": config.BackendConfig,
     }

@@ -88,7 +88,8 @@ class TrainConfig:
     """The loop: batch shape, evaluation, checkpoints, device and precision."""
 
     seq_len: int = 128
-    batch_size: int = 16
+    batch_size: int = 16  # sequences per micro-batch
+    global_batch_tokens: int | None = None  # tokens per optimizer step; None: one micro-batch
     eval_every_steps: int = 100
     eval_tokens: int = 65_536
     log_every_steps: int = 10
@@ -101,11 +102,33 @@ class TrainConfig:
 
 
 @dataclass
-class TrackerConfig:
-    """Where metrics go besides the run directory's ``metrics.jsonl`` (always written)."""
+class PerfConfig:
+    """Speed knobs of the torch backend; ``None`` means auto (on for CUDA, off on CPU).
 
-    kind: str = "jsonl"  # "none", "jsonl" or "wandb"
+    None changes results beyond float tolerance: the CPU default runs eager and unfused.
+    """
+
+    compile: bool | None = None  # torch.compile of the model (forward and loss)
+    fused_adamw: bool | None = None
+    tf32: bool = True  # TF32 matmuls on CUDA for any fp32 work left under autocast
+    activation_checkpointing: bool = False  # recompute each block in the backward pass
+    loss_chunk_tokens: int | None = None  # cross-entropy over this many tokens at a time
+
+
+@dataclass
+class TrackerConfig:
+    """Where metrics go: ``none`` (record.json only), ``jsonl`` (``metrics.jsonl`` in the run
+    directory, the source of truth) or ``wandb`` (``metrics.jsonl`` mirrored to wandb).
+
+    ``group`` null means the Hydra sweep's name in a multirun (one wandb group per sweep).
+    ``mode`` is wandb's: ``offline`` (files in the run directory, ``wandb sync`` later) or
+    ``online``.
+    """
+
+    kind: str = "jsonl"
     project: str = "archsearch"
+    entity: str | None = None
+    group: str | None = None
     mode: str = "offline"
 
 
@@ -121,7 +144,9 @@ class BackendConfig:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     micro_batch_size: int | None = None  # None: each data-parallel rank's share in one micro-batch
-    transformer_impl: str = "auto"  # "auto" (TE when importable on CUDA), "transformer_engine", "local"
+    transformer_impl: str = (
+        "auto"  # "auto" (TE when importable on CUDA), "transformer_engine", "local"
+    )
     fp8: str | None = None
     fp8_recipe: str = "delayed"  # "delayed", "tensorwise", "mxfp8" (Blackwell) or "blockwise"
     fp8_margin: int = 0
@@ -138,6 +163,7 @@ class RunConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     name: str = "train"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from archsearch.arch import ArchSpec
 
@@ -175,6 +176,7 @@ class Transformer(nn.Module):
         self.output = nn.Linear(spec.d_model, spec.vocab_size, bias=False)
         if spec.tie_embeddings:
             self.output.weight = self.tok_embeddings.weight
+        self.activation_checkpointing = False  # set from outside (archsearch.train.setup)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -201,6 +203,16 @@ class Transformer(nn.Module):
         that would synchronise). ``last_logits_only`` returns (B, 1, vocab_size) logits for the
         last position only (a prefill needs no more).
         """
+        x = self.hidden(tokens, cache, start_pos)
+        return self.output(x[:, -1:] if last_logits_only else x)
+
+    def hidden(
+        self,
+        tokens: torch.Tensor,
+        cache: KVCache | None = None,
+        start_pos: int | torch.Tensor = 0,
+    ) -> torch.Tensor:
+        """Final-normed hidden states (B, T, d_model); ``forward`` without the output head."""
         length = tokens.shape[1]
         if cache is not None and isinstance(start_pos, int) and start_pos + length > cache.max_len:
             raise ValueError(
@@ -210,13 +222,39 @@ class Transformer(nn.Module):
         cos, sin = rope_tables(self.spec.head_dim, positions, self.spec.rope_theta)
         x = self.tok_embeddings(tokens)
         for i, layer in enumerate(self.layers):
-            layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
-            x = layer(x, cos, sin, layer_cache, start_pos)
-        if last_logits_only:
-            x = x[:, -1:]
-        return self.output(self.norm(x))
+            if self.activation_checkpointing and self.training and cache is None:
+                x = checkpoint(layer, x, cos, sin, use_reentrant=False)
+            else:
+                layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
+                x = layer(x, cos, sin, layer_cache, start_pos)
+        return self.norm(x)
 
-    def loss(self, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean next-token cross-entropy in nats; ``targets`` is (B, T)."""
-        logits = self(tokens)
-        return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+    def loss(
+        self, tokens: torch.Tensor, targets: torch.Tensor, chunk_tokens: int | None = None
+    ) -> torch.Tensor:
+        """Mean next-token cross-entropy in nats; ``targets`` is (B, T).
+
+        ``chunk_tokens`` computes the head and the loss that many tokens at a time, recomputing
+        each chunk's logits in the backward pass, so (B x T x vocab_size) logits never exist.
+        """
+        hidden = self.hidden(tokens).flatten(0, 1)
+        targets = targets.flatten()
+        if chunk_tokens is None:
+            return F.cross_entropy(self.output(hidden).float(), targets)
+        total = sum(
+            checkpoint(
+                _summed_cross_entropy,
+                hidden[i : i + chunk_tokens],
+                self.output.weight,
+                targets[i : i + chunk_tokens],
+                use_reentrant=False,
+            )
+            for i in range(0, len(targets), chunk_tokens)
+        )
+        return total / len(targets)
+
+
+def _summed_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+) -> torch.Tensor:
+    return F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")

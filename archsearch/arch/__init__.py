@@ -15,6 +15,7 @@ from archsearch.arch.counting import (
     non_embedding_params,
     r_mlp_attn,
     train_flops,
+    train_flops_per_token,
 )
 from archsearch.arch.shapes import Shape, feasible_groups, gqa_variants, shape_for
 from archsearch.arch.spec import ArchError, ArchSpec
@@ -40,5 +41,6 @@ __all__ = [
     "shape_for",
     "steps_for",
     "train_flops",
+    "train_flops_per_token",
     "train_tokens_for",
 ]

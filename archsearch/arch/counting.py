@@ -68,6 +68,17 @@ def train_flops(n_params: int, train_tokens: int) -> float:
     return 6.0 * n_params * train_tokens
 
 
+def train_flops_per_token(spec: ArchSpec, seq_len: int) -> int:
+    """Model FLOPs of one training token (forward + backward) at sequence length ``seq_len``.
+
+    ``6 (N + d_model vocab_size)`` for the weight matmuls (the output head included, the input
+    embedding being a lookup) plus the causal attention term ``6 n_layers seq_len n_heads
+    head_dim`` (PaLM's MFU accounting with causal masking halving the score and value matmuls).
+    """
+    weights = non_embedding_params(spec) + spec.d_model * spec.vocab_size
+    return 6 * weights + 6 * spec.n_layers * seq_len * spec.n_heads * spec.head_dim
+
+
 def inference_flops_per_token(spec: ArchSpec, kv_len: int, include_lm_head: bool = False) -> int:
     """FLOPs to generate one token at KV length T: ``2 N + 2 n_layers T n_heads head_dim``.
 

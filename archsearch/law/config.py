@@ -31,12 +31,38 @@ class LawConfig:
 
 
 @dataclass
-class FitConfig:
-    """``python -m archsearch.fit data=<sweep dir or csv> law=<form> ...``."""
+class ColumnsConfig:
+    """CSV column names of the LawData fields (null: a column named like the field, if any).
 
-    data: str = ""  # a sweep directory of record.json files, or a CSV
-    columns: dict[str, str] = field(default_factory=dict)  # LawData field -> CSV column
-    where: dict[str, str] = field(default_factory=dict)  # CSV column -> required value
+    ``C`` (training FLOPs) stands in for ``D`` when there is no token column: D = C / (6 N).
+    """
+
+    N: str | None = None
+    D: str | None = None
+    C: str | None = None
+    loss: str | None = None
+    x: str | None = None
+    r: str | None = None
+    d_model: str | None = None
+    n_layers: str | None = None
+    scale: str | None = None
+    run_id: str | None = None
+
+    def mapping(self) -> dict[str, str]:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+@dataclass
+class FitConfig:
+    """``python -m archsearch.fit input=<sweep dir or csv> law=<form> ...``.
+
+    The input is ``input``, not ``data``: ``data`` is the training data config group in conf/.
+    """
+
+    input: str = ""  # a sweep directory of record.json files, or a CSV
+    columns: ColumnsConfig = field(default_factory=ColumnsConfig)
+    # Row filters, CSV column -> required value; add keys with ``+where.<column>=<value>``.
+    where: dict[str, str] = field(default_factory=dict)
     fit_rows: dict[str, str] = field(default_factory=dict)  # like where, for the fit only
     loss_field: str = "final_val_loss"  # RunRecord field used as loss
     law: LawConfig = field(default_factory=LawConfig)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from archsearch.records import scan_records
+from archsearch.records import RunRecord, scan_records
 
 NUMERIC = ("N", "D", "loss", "x", "r", "d_model", "n_layers", "l_opt")
 
@@ -104,8 +104,8 @@ def from_records(sweep_dir: str | Path, loss_field: str = "final_val_loss") -> L
     if not records:
         raise ValueError(f"no completed record.json under {sweep_dir}")
 
-    def scale(rec: object) -> str:
-        budget = rec.config.get("budget", {}) if isinstance(rec.config, dict) else {}
+    def scale(rec: RunRecord) -> str:
+        budget = rec.config.get("budget") or {}
         nominal = budget.get("n_params") if isinstance(budget, dict) else None
         return f"{float(nominal or rec.n_params):.2g}"
 

@@ -73,7 +73,7 @@ def fit_law(
         l_opt: for conditional forms: ``"best_observed"``, ``"chinchilla"`` or a given LOpt.
         delta: Huber threshold in log-loss units.
         r_range: keep ``r_min <= r <= r_max`` for forms that use r; None keeps every row.
-        top_k: starts refined (see ``run_fitter``); default 8 for LM, 32 for Huber.
+        top_k: starts refined (see ``run_fitter``); default 8 for LM, 16 for Huber.
         n_bootstrap: resamples for the intervals (0: none).
         seed: bootstrap RNG seed.
         source: where the data came from, recorded in the settings.

@@ -43,7 +43,9 @@ def plot_u_curves(result: FitResult, data: LawData, path: str | Path) -> Path | 
                 np.median(rows.N), np.median(rows.D), l_opt=np.median(rows.l_opt), **shape
             )
             ax.plot(grid, curve, color=colour, lw=1.2)
-    for ax, label in zip(axes, ("x = d_model / sqrt(N)", "r = MLP / attention params"), strict=True):
+    for ax, label in zip(
+        axes, ("x = d_model / sqrt(N)", "r = MLP / attention params"), strict=True
+    ):
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("loss (nats/token)")

@@ -10,8 +10,22 @@ from archsearch.records.schema import (
     scan_records,
     write_record,
 )
+from archsearch.records.throughput import (
+    THROUGHPUT_FILE,
+    BatchThroughput,
+    ThroughputRecord,
+    read_throughput_record,
+    scan_throughput_records,
+    write_throughput_record,
+)
 
 __all__ = [
+    "THROUGHPUT_FILE",
+    "BatchThroughput",
+    "ThroughputRecord",
+    "read_throughput_record",
+    "scan_throughput_records",
+    "write_throughput_record",
     "METRICS_FILE",
     "RECORD_FILE",
     "RecordError",

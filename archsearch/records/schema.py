@@ -40,7 +40,7 @@ class RunRecord:
     final_val_loss: float
     final_train_loss: float
     wall_time_s: float
-    tokens_per_s: float
+    tokens_per_s: float  # trained tokens / wall time (evaluation and checkpoints included)
     seed: int
     backend: str
     device: str
@@ -49,6 +49,9 @@ class RunRecord:
     unigram_entropy: float | None = None
     params_convention: str = "non_embedding"
     flops_convention: str = "6ND"
+    model_flops_per_token: int | None = None  # arch.train_flops_per_token at the run's seq_len
+    achieved_flops_per_s: float | None = None  # over the timed training steps
+    mfu: float | None = None  # achieved / the device's dense peak (None where unknown, e.g. CPU)
     status: str = "completed"
     created_at: str = ""
     config: dict[str, Any] = field(default_factory=dict)

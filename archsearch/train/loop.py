@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from archsearch.arch import describe, steps_for, train_flops
+from archsearch.arch import describe, steps_for, train_flops, train_flops_per_token
 from archsearch.config import ResolvedArch, RunConfig, resolve_arch
 from archsearch.data import Corpus, prepare
 from archsearch.data.batches import eval_batches, train_batch
@@ -31,10 +32,15 @@ from archsearch.train.setup import (
     autocast_for,
     git_revision,
     make_optimizer,
+    micro_batches_per_step,
     pick_device,
+    prepare_model,
+    resolve_perf,
 )
+from archsearch.train.speed import Speedometer, peak_flops_per_s
 
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
+LossFn = Callable[..., torch.Tensor]  # Transformer.loss, possibly compiled
 
 
 def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
@@ -47,8 +53,8 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / RECORD_FILE).exists():
         return read_record(run_dir)
-    if cfg.backend.name != "torch":
-        raise ConfigError(f"backend={cfg.backend.name!r} is not available: use backend=torch")
+    if cfg.backend.name not in ("torch", "megatron"):
+        raise ConfigError(f"backend={cfg.backend.name!r} is unknown: use backend=torch or megatron")
     tcfg = cfg.train
     if tcfg.num_threads:
         torch.set_num_threads(tcfg.num_threads)
@@ -59,16 +65,27 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
             f"model.vocab_size={arch.spec.vocab_size} differs from the tokenizer's "
             f"{corpus.vocab_size}: set model.vocab_size=null or data.vocab_size to match"
         )
-    tokens_per_step = tcfg.batch_size * tcfg.seq_len
-    total_steps = steps_for(arch.train_tokens, tokens_per_step)
+    if cfg.backend.name == "megatron":
+        from archsearch.train.megatron_backend import train_megatron
+
+        return train_megatron(cfg, run_dir, corpus, arch)
     device = pick_device(tcfg)
+    perf = resolve_perf(cfg.perf, device)
+    micro_batches = micro_batches_per_step(tcfg)
+    tokens_per_step = micro_batches * tcfg.batch_size * tcfg.seq_len
+    total_steps = steps_for(arch.train_tokens, tokens_per_step)
     torch.manual_seed(tcfg.seed)
-    model = Transformer(arch.spec).to(device)
-    optimizer = make_optimizer(model, cfg.optim)
+    model = prepare_model(Transformer(arch.spec).to(device), perf, cfg.backend, device)
+    optimizer = make_optimizer(model, cfg.optim, fused=bool(perf.fused_adamw))
     step, elapsed_s = _restore(run_dir, model, optimizer)
+    loss_fn = torch.compile(model.loss) if perf.compile else model.loss
     tracker = make_tracker(cfg.tracker, run_dir, resume_step=step)
     validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)
     autocast = autocast_for(tcfg, device)
+    speed = Speedometer(
+        train_flops_per_token(arch.spec, tcfg.seq_len),
+        peak_flops_per_s(device, fp8=cfg.backend.fp8 is not None),
+    )
     bar = tqdm(
         total=total_steps,
         initial=step,
@@ -79,29 +96,36 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
     started = time.perf_counter()
     while step < total_steps:
         lr = lr_at(step, total_steps, cfg.optim)
-        inputs, targets = train_batch(corpus.train, tcfg.batch_size, tcfg.seq_len, tcfg.seed, step)
-        with autocast:
-            loss = model.loss(inputs.to(device), targets.to(device))
-        loss.backward()
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        inputs, targets = train_batch(
+            corpus.train, micro_batches * tcfg.batch_size, tcfg.seq_len, tcfg.seed, step
+        )
+        with speed.timing(tokens_per_step, device):
+            loss, grad_norm = _train_step(
+                model,
+                loss_fn,
+                optimizer,
+                inputs.split(tcfg.batch_size),
+                targets.split(tcfg.batch_size),
+                lr,
+                cfg.optim.grad_clip,
+                perf.loss_chunk_tokens,
+                autocast,
+                device,
+            )
         step += 1
         row = {
             "step": step,
             "tokens": step * tokens_per_step,
-            "train_loss": loss.item(),
+            "train_loss": loss,
             "lr": lr,
-            "grad_norm": grad_norm.item(),
+            "grad_norm": grad_norm,
         }
         if step % tcfg.eval_every_steps == 0 or step == total_steps:
-            row["val_loss"] = evaluate(model, validation, autocast, device)
+            row["val_loss"] = evaluate(model, loss_fn, validation, autocast, device)
         if step % tcfg.log_every_steps == 0 or "val_loss" in row:
-            row["elapsed_s"] = elapsed_s + time.perf_counter() - started
+            row |= {"elapsed_s": elapsed_s + time.perf_counter() - started, **speed.read()}
             tracker.log(row)
-            bar.set_postfix({k: f"{row[k]:.3f}" for k in ("train_loss", "val_loss") if k in row})
+            bar.set_postfix(speed.postfix(row))
         bar.update(1)
         if step % tcfg.ckpt_every_steps == 0 or step == total_steps:
             save_checkpoint(
@@ -115,16 +139,46 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
             )
     bar.close()
     elapsed_s += time.perf_counter() - started
-    record = _make_record(cfg, arch, corpus, run_dir, total_steps, row, elapsed_s, device)
+    record = _make_record(
+        cfg, arch, corpus, run_dir, total_steps * tokens_per_step, row, elapsed_s, device, speed
+    )
     write_record(run_dir, record)
     tracker.summary(record.to_dict())
     tracker.close()
     return record
 
 
+def _train_step(
+    model: Transformer,
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    inputs: tuple[torch.Tensor, ...],
+    targets: tuple[torch.Tensor, ...],
+    lr: float,
+    grad_clip: float,
+    chunk_tokens: int | None,
+    autocast: AbstractContextManager[object],
+    device: torch.device,
+) -> tuple[float, float]:
+    """One optimizer step over equal micro-batches (gradient accumulation); (mean loss, norm)."""
+    total = torch.zeros((), device=device)
+    for micro_inputs, micro_targets in zip(inputs, targets, strict=True):
+        with autocast:
+            loss = loss_fn(micro_inputs.to(device), micro_targets.to(device), chunk_tokens)
+        (loss / len(inputs)).backward()
+        total += loss.detach()
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return (total / len(inputs)).item(), grad_norm.item()
+
+
 @torch.no_grad()
 def evaluate(
     model: Transformer,
+    loss_fn: LossFn,
     batches: Batches,
     autocast: AbstractContextManager[object],
     device: torch.device,
@@ -134,7 +188,7 @@ def evaluate(
     total = 0.0
     for inputs, targets in batches:
         with autocast:
-            total += model.loss(inputs.to(device), targets.to(device)).item() * len(inputs)
+            total += loss_fn(inputs.to(device), targets.to(device)).item() * len(inputs)
     model.train()
     return total / sum(len(inputs) for inputs, _ in batches)
 
@@ -156,13 +210,13 @@ def _make_record(
     arch: ResolvedArch,
     corpus: Corpus,
     run_dir: Path,
-    total_steps: int,
+    tokens: int,
     last_row: dict[str, float],
     elapsed_s: float,
     device: torch.device,
+    speed: Speedometer,
 ) -> RunRecord:
     derived = describe(arch.spec)
-    tokens = total_steps * cfg.train.batch_size * cfg.train.seq_len
     return RunRecord(
         run_id=run_dir.name,
         arch=arch.spec.to_dict(),
@@ -174,11 +228,14 @@ def _make_record(
         gqa_group=arch.spec.gqa_group,
         train_tokens=tokens,
         train_flops=train_flops(int(derived["non_embedding_params"]), tokens),
-        steps=total_steps,
+        steps=int(last_row["step"]),
         final_val_loss=last_row["val_loss"],
         final_train_loss=last_row["train_loss"],
         wall_time_s=elapsed_s,
         tokens_per_s=tokens / elapsed_s if elapsed_s > 0 else 0.0,
+        model_flops_per_token=speed.flops_per_token,
+        achieved_flops_per_s=speed.summary().get("achieved_flops_per_s"),
+        mfu=speed.summary().get("mfu"),
         seed=cfg.train.seed,
         backend=cfg.backend.name,
         device=str(device),

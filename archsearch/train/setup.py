@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from archsearch.config import OptimConfig, TrainConfig
+from archsearch.config import BackendConfig, OptimConfig, PerfConfig, TrainConfig
 
 
 class ConfigError(ValueError):
@@ -39,14 +39,64 @@ def autocast_for(cfg: TrainConfig, device: torch.device) -> AbstractContextManag
     raise ConfigError(f"train.precision={cfg.precision!r} is unknown: use auto, fp32 or bf16")
 
 
-def make_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.AdamW:
-    """AdamW; weight decay on matrices only (not norms)."""
+def make_optimizer(
+    model: torch.nn.Module, cfg: OptimConfig, fused: bool = False
+) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not norms); ``fused`` for the CUDA kernel."""
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps, fused=fused or None
+    )
+
+
+def resolve_perf(cfg: PerfConfig, device: torch.device) -> PerfConfig:
+    """Fill the auto (None) knobs: on for CUDA, off elsewhere."""
+    on_cuda = device.type == "cuda"
+    return PerfConfig(
+        compile=on_cuda if cfg.compile is None else cfg.compile,
+        fused_adamw=on_cuda if cfg.fused_adamw is None else cfg.fused_adamw,
+        tf32=cfg.tf32,
+        activation_checkpointing=cfg.activation_checkpointing,
+        loss_chunk_tokens=cfg.loss_chunk_tokens,
+    )
+
+
+def prepare_model(
+    model: torch.nn.Module, perf: PerfConfig, backend: BackendConfig, device: torch.device
+) -> torch.nn.Module:
+    """Apply the speed knobs that change modules (TF32, activation checkpointing, FP8)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = perf.tf32
+        torch.backends.cudnn.allow_tf32 = perf.tf32
+    model.activation_checkpointing = perf.activation_checkpointing
+    if backend.fp8 is not None:
+        if backend.fp8 != "torchao":
+            raise ConfigError(
+                f"backend.fp8={backend.fp8!r} is Transformer Engine FP8, for backend=megatron; "
+                "the torch backend's FP8 is fp8=torchao"
+            )
+        from archsearch.train.fp8 import convert_to_fp8
+
+        model = convert_to_fp8(model, backend.fp8_recipe, device)
+    return model
+
+
+def micro_batches_per_step(cfg: TrainConfig) -> int:
+    """Gradient-accumulation factor k = global_batch_tokens / (batch_size x seq_len)."""
+    micro_tokens = cfg.batch_size * cfg.seq_len
+    if cfg.global_batch_tokens is None:
+        return 1
+    k, rest = divmod(cfg.global_batch_tokens, micro_tokens)
+    if k < 1 or rest:
+        raise ConfigError(
+            f"train.global_batch_tokens={cfg.global_batch_tokens:,} must be a whole multiple of "
+            f"a micro-batch, train.batch_size x train.seq_len = {micro_tokens:,}"
+        )
+    return k
 
 
 def git_revision() -> str:

@@ -13,6 +13,7 @@ from archsearch.arch import (
     kv_cache_bytes_per_token,
     non_embedding_params,
     r_mlp_attn,
+    train_flops_per_token,
 )
 
 LLAMA_1B = ArchSpec(
@@ -57,6 +58,15 @@ def test_inference_flops_and_kv_bytes() -> None:
     assert with_head - inference_flops_per_token(LLAMA_1B, 4096) == 2 * 2048 * 128256
     # K and V, 16 layers, 8 KV heads of 64, bf16: 32 KiB per token
     assert kv_cache_bytes_per_token(LLAMA_1B) == 2 * 16 * 8 * 64 * 2 == 32768
+
+
+def test_train_flops_per_token_hand_worked() -> None:
+    spec = ArchSpec(d_model=8, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=2, d_ff=12,
+                    vocab_size=10, tie_embeddings=True)
+    # N = 960, head matmul 8 x 10 = 80 (tied or not), attention 6 * 2 layers * 32 * 4 * 2
+    assert train_flops_per_token(spec, seq_len=32) == 6 * (960 + 80) + 6 * 2 * 32 * 4 * 2
+    # LLaMA-3.2-1B at seq 2048: 6 * (973.1M + 262.7M) + 6 * 16 * 2048 * 2048 = 7.817 GFLOP
+    assert train_flops_per_token(LLAMA_1B, 2048) / 1e9 == pytest.approx(7.8171, abs=1e-4)
 
 
 @pytest.mark.parametrize(

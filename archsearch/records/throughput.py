@@ -1,0 +1,205 @@
+"""ThroughputRecord: decode throughput of one architecture (``throughput.json``). Pure: no torch.
+
+Written by ``python -m archsearch.throughput`` beside a training run's ``record.json`` or on its
+own. Throughput is generated tokens per second of the generation phase, ``B * T_out / decode_s``,
+per timed repeat; the median and the min/max over repeats are stored with the raw times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archsearch.arch import ArchError, ArchSpec
+from archsearch.records.io import write_json_atomic
+from archsearch.records.schema import RecordError
+
+THROUGHPUT_FILE = "throughput.json"
+THROUGHPUT_SCHEMA_VERSION = 1
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+@dataclass
+class BatchThroughput:
+    """Measurements at one batch size B (times in seconds, throughputs in tokens/s).
+
+    Attributes:
+        tokens_per_s: median over repeats of ``B * T_out / decode_s``.
+        tokens_per_s_min: slowest repeat; ``tokens_per_s_max``: fastest.
+        end_to_end_tokens_per_s: median of ``B * T_out / (prefill_s + decode_s)``.
+        prefill_s, decode_s: per-repeat wall times of prefill and generation.
+        roofline_tokens_per_s: the roofline's decode prediction on this device (or null).
+        roofline_fraction: ``tokens_per_s / roofline_tokens_per_s``.
+    """
+
+    batch_size: int
+    tokens_per_s: float
+    tokens_per_s_min: float
+    tokens_per_s_max: float
+    end_to_end_tokens_per_s: float
+    prefill_s: list[float]
+    decode_s: list[float]
+    roofline_tokens_per_s: float | None = None
+    roofline_end_to_end_tokens_per_s: float | None = None
+    roofline_fraction: float | None = None
+
+    @classmethod
+    def from_times(
+        cls,
+        batch_size: int,
+        new_tokens: int,
+        prefill_s: list[float],
+        decode_s: list[float],
+        roofline_tokens_per_s: float | None = None,
+        roofline_end_to_end_tokens_per_s: float | None = None,
+    ) -> BatchThroughput:
+        """Summarise per-repeat times of generating ``new_tokens`` (T_out) for B rows."""
+        generated = batch_size * new_tokens
+        rates = [generated / s for s in decode_s]
+        end_to_end = [generated / (p + d) for p, d in zip(prefill_s, decode_s, strict=True)]
+        median = statistics.median(rates)
+        return cls(
+            batch_size=batch_size,
+            tokens_per_s=median,
+            tokens_per_s_min=min(rates),
+            tokens_per_s_max=max(rates),
+            end_to_end_tokens_per_s=statistics.median(end_to_end),
+            prefill_s=list(prefill_s),
+            decode_s=list(decode_s),
+            roofline_tokens_per_s=roofline_tokens_per_s,
+            roofline_end_to_end_tokens_per_s=roofline_end_to_end_tokens_per_s,
+            roofline_fraction=median / roofline_tokens_per_s if roofline_tokens_per_s else None,
+        )
+
+    def validate(self, where: str, repeats: int) -> None:
+        """Raise RecordError naming the first bad field (``where`` prefixes the field name)."""
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise RecordError(f"{where}.batch_size must be a positive integer: {self.batch_size}")
+        for name in ("tokens_per_s", "tokens_per_s_min", "tokens_per_s_max"):
+            if not _positive(getattr(self, name)):
+                raise RecordError(f"{where}.{name} must be positive: {getattr(self, name)!r}")
+        if not self.tokens_per_s_min <= self.tokens_per_s <= self.tokens_per_s_max:
+            raise RecordError(f"{where}.tokens_per_s must lie within tokens_per_s_min/max")
+        for name in ("prefill_s", "decode_s"):
+            times = getattr(self, name)
+            if not isinstance(times, list) or len(times) != repeats:
+                raise RecordError(f"{where}.{name} must list one time per repeat ({repeats})")
+            if not all(_positive(t) or (name == "prefill_s" and t == 0) for t in times):
+                raise RecordError(f"{where}.{name} must hold positive seconds: {times}")
+        if not _positive(self.end_to_end_tokens_per_s):
+            raise RecordError(f"{where}.end_to_end_tokens_per_s must be positive")
+        for name in ("roofline_tokens_per_s", "roofline_end_to_end_tokens_per_s"):
+            value = getattr(self, name)
+            if value is not None and not _positive(value):
+                raise RecordError(f"{where}.{name} must be positive or null: {value!r}")
+
+
+@dataclass
+class ThroughputRecord:
+    """Decode throughput of one architecture under one protocol, per batch size.
+
+    Attributes:
+        arch: ``ArchSpec.to_dict()``; ``counts``: ``archsearch.arch.describe(spec)``.
+        prompt_tokens: T_in; ``new_tokens``: T_out.
+        backend: "torch" or "vllm"; ``step_mode``: "none", "cuda_graph", "compile" (torch).
+        roofline_profile: the HardwareProfile (as a dict) of the predictions, or null.
+    """
+
+    run_id: str
+    arch: dict[str, Any]
+    counts: dict[str, float | int]
+    prompt_tokens: int
+    new_tokens: int
+    batch_sizes: list[int]
+    repeats: int
+    warmup: int
+    dtype: str
+    device: str
+    backend: str
+    step_mode: str
+    batches: list[BatchThroughput]
+    roofline_profile: dict[str, Any] | None = None
+    created_at: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = THROUGHPUT_SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        where = f"throughput record {self.run_id!r}"
+        try:
+            ArchSpec.from_dict(self.arch)
+        except (ArchError, TypeError) as e:
+            raise RecordError(f"{where}: arch is not a valid ArchSpec ({e})") from e
+        for name in ("prompt_tokens", "new_tokens", "repeats"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise RecordError(f"{where}: {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise RecordError(f"{where}: warmup must be a non-negative integer")
+        if self.batch_sizes != [b.batch_size for b in self.batches]:
+            raise RecordError(f"{where}: batch_sizes must match the batches' batch_size, in order")
+        for i, batch in enumerate(self.batches):
+            batch.validate(f"{where}: batches[{i}]", self.repeats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThroughputRecord:
+        """Build and validate a record from its JSON form; unknown keys are ignored."""
+        fields = dataclasses.fields(cls)
+        required = {
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = required - set(data)
+        if missing:
+            raise RecordError(f"throughput record lacks fields {sorted(missing)}")
+        known = {f.name for f in fields}
+        values = {k: v for k, v in data.items() if k in known}
+        try:
+            values["batches"] = [BatchThroughput(**b) for b in data["batches"]]
+        except TypeError as e:
+            raise RecordError(f"throughput record: batches hold unexpected fields ({e})") from e
+        return cls(**values)
+
+
+def write_throughput_record(directory: str | Path, record: ThroughputRecord) -> Path:
+    """Write ``throughput.json`` atomically into ``directory``; returns its path."""
+    path = Path(directory) / THROUGHPUT_FILE
+    write_json_atomic(path, record.to_dict())
+    return path
+
+
+def read_throughput_record(path: str | Path) -> ThroughputRecord:
+    """Read a ``throughput.json`` (or the one inside a directory)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / THROUGHPUT_FILE
+    if not path.exists():
+        raise RecordError(f"no throughput record at {path}")
+    try:
+        return ThroughputRecord.from_dict(json.loads(path.read_text()))
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: not valid JSON ({e})") from e
+
+
+def scan_throughput_records(sweep_dir: str | Path) -> list[ThroughputRecord]:
+    """Every ``throughput.json`` below ``sweep_dir``, in path order."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise RecordError(f"sweep directory {sweep_dir} does not exist")
+    return [read_throughput_record(p) for p in sorted(sweep_dir.rglob(THROUGHPUT_FILE))]

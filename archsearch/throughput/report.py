@@ -1,0 +1,100 @@
+"""Summarise a throughput sweep: a table and a plot of tokens/s against batch size per shape.
+
+``report(sweep_dir)`` scans for ``throughput.json`` files; ``ReportCallback`` runs it at the end of
+a Hydra multirun of ``python -m archsearch.throughput -m ...`` (set in ``conf/throughput.yaml``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+
+from archsearch.records.throughput import (
+    THROUGHPUT_FILE,
+    ThroughputRecord,
+    scan_throughput_records,
+)
+
+TABLE_FILE = "throughput_table.txt"
+PLOT_FILE = "throughput.png"
+
+
+def shape_label(record: ThroughputRecord) -> str:
+    """A short name for a record's shape: name, d_model, heads/KV heads, d_ff, r."""
+    arch = record.arch
+    return (
+        f"{arch['name'] or record.run_id} d{arch['d_model']} "
+        f"h{arch['n_heads']}/{arch['n_kv_heads']} ff{arch['d_ff']} "
+        f"r{record.counts['r_mlp_attn']:.2f}"
+    )
+
+
+def format_table(records: list[ThroughputRecord]) -> str:
+    """One row per (shape, batch size): measured median [min, max] tokens/s and the roofline."""
+    header = (
+        f"{'shape':<44} {'B':>5} {'tokens/s':>10} {'min':>10} {'max':>10} "
+        f"{'roofline':>10} {'ratio':>6}"
+    )
+    rows = [header, "-" * len(header)]
+    for record in records:
+        for b in record.batches:
+            roof = f"{b.roofline_tokens_per_s:10.1f}" if b.roofline_tokens_per_s else f"{'-':>10}"
+            ratio = f"{b.roofline_fraction:6.2f}" if b.roofline_fraction else f"{'-':>6}"
+            rows.append(
+                f"{shape_label(record):<44} {b.batch_size:>5} {b.tokens_per_s:10.1f} "
+                f"{b.tokens_per_s_min:10.1f} {b.tokens_per_s_max:10.1f} {roof} {ratio}"
+            )
+    return "\n".join(rows)
+
+
+def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
+    """Draw measured tokens/s (error bars: min/max) and the roofline (dashed) per shape."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for record in records:
+        sizes = [b.batch_size for b in record.batches]
+        median = [b.tokens_per_s for b in record.batches]
+        spread = [
+            [m - b.tokens_per_s_min for m, b in zip(median, record.batches, strict=True)],
+            [b.tokens_per_s_max - m for m, b in zip(median, record.batches, strict=True)],
+        ]
+        line = ax.errorbar(sizes, median, yerr=spread, marker="o", label=shape_label(record))
+        roof = [b.roofline_tokens_per_s for b in record.batches]
+        if all(roof):
+            ax.plot(sizes, roof, linestyle="--", color=line[0].get_color(), alpha=0.6)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("decode tokens/s (dashed: roofline)")
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def report(sweep_dir: str | Path) -> str:
+    """Write the table and plot of every record below ``sweep_dir`` into it; return the table."""
+    records = scan_throughput_records(sweep_dir)
+    if not records:
+        return f"no {THROUGHPUT_FILE} below {sweep_dir}"
+    table = format_table(records)
+    (Path(sweep_dir) / TABLE_FILE).write_text(table + "\n")
+    plot(records, Path(sweep_dir) / PLOT_FILE)
+    return table
+
+
+class ReportCallback(Callback):
+    """Hydra callback: print and save the sweep's table and plot when a multirun ends."""
+
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        print(report(sweep_dir))
+        print(f"table and plot written to {sweep_dir}")

@@ -1,0 +1,148 @@
+"""Measure one architecture's decode throughput and write ``throughput.json``. Imports torch.
+
+``run_throughput(cfg, out_dir)`` is what ``python -m archsearch.throughput`` calls; it is plain
+Python, callable from tests and a shell.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from archsearch.arch import ArchSpec, describe
+from archsearch.config import resolve_arch
+from archsearch.records.schema import RECORD_FILE
+from archsearch.records.throughput import (
+    BatchThroughput,
+    ThroughputRecord,
+    write_throughput_record,
+)
+from archsearch.throughput.config import DecodeConfig, ThroughputRunConfig
+from archsearch.throughput.decode import (
+    BatchTiming,
+    measure_decode,
+    resolve_device,
+    resolve_dtype,
+    resolve_step_mode,
+)
+from archsearch.throughput.hardware import HardwareProfile, get_profile, profile_for_device
+from archsearch.throughput.roofline import estimate_decode
+
+
+def resolve_spec(cfg: ThroughputRunConfig) -> ArchSpec:
+    """The measured shape: ``resolve_arch`` with the budget used only to size derived shapes.
+
+    Nothing is trained, so an explicit shape (d_ff and heads given) is measured at its own N
+    whatever the budget preset says.
+    """
+    budget = cfg.budget
+    if None not in (cfg.model.d_ff, cfg.model.n_heads, cfg.model.n_kv_heads):
+        budget = replace(budget, n_params=None)
+    return resolve_arch(cfg.model, budget, cfg.vocab_size).spec
+
+
+def resolve_profile(
+    name: str | None, device: torch.device, dtype: str, spec: ArchSpec, mode: str
+) -> HardwareProfile | None:
+    """The roofline profile for the predictions stored beside the measurements.
+
+    Args:
+        name: null (no prediction), "auto" (the datasheet profile of a known CUDA device, a
+            calibrated one on CPU), "calibrate" (measure this device now) or a profile name.
+    """
+    if name is None:
+        return None
+    if name == "auto" and device.type == "cuda":
+        return profile_for_device(torch.cuda.get_device_name(device))
+    if name in ("auto", "calibrate"):
+        from archsearch.throughput.probe import measure_profile
+
+        base = (
+            profile_for_device(torch.cuda.get_device_name(device))
+            if device.type == "cuda"
+            else None
+        )
+        return measure_profile(device, dtype, spec.n_layers, mode, base=base)
+    return get_profile(name)
+
+
+def _measure(
+    spec: ArchSpec, protocol: DecodeConfig, device: torch.device, dtype: str
+) -> tuple[list[BatchTiming], str]:
+    if protocol.backend == "vllm":
+        from archsearch.throughput.vllm_backend import measure_decode_vllm
+
+        return measure_decode_vllm(spec, protocol), "vllm"
+    if protocol.backend != "torch":
+        raise ValueError(f"throughput.backend={protocol.backend!r}; choose torch or vllm")
+    mode = resolve_step_mode(protocol.compile, device)
+    return measure_decode(spec, protocol, device, dtype, mode), mode
+
+
+def _run_id(dest: Path) -> str:
+    record = dest / RECORD_FILE
+    if record.exists():
+        return str(json.loads(record.read_text()).get("run_id", dest.name))
+    return dest.name
+
+
+def run_throughput(cfg: ThroughputRunConfig, out_dir: str | Path) -> ThroughputRecord:
+    """Measure, predict, and write ``throughput.json`` into ``cfg.run_dir`` or ``out_dir``.
+
+    Args:
+        cfg: the typed config.
+        out_dir: where to write when ``cfg.run_dir`` is null (the Hydra output directory).
+
+    Returns:
+        The written ThroughputRecord.
+    """
+    protocol = cfg.throughput
+    if protocol.num_threads is not None:
+        torch.set_num_threads(protocol.num_threads)
+    spec = resolve_spec(cfg)
+    device = resolve_device(cfg.device)
+    dtype = resolve_dtype(protocol.dtype, device)
+    timings, mode = _measure(spec, protocol, device, dtype)
+    profile = resolve_profile(protocol.profile, device, dtype, spec, mode)
+    batches = []
+    for timing in timings:
+        estimate = None
+        if profile is not None:
+            estimate = estimate_decode(
+                spec, profile, timing.batch_size, protocol.prompt_tokens, protocol.new_tokens, dtype
+            )
+        batches.append(
+            BatchThroughput.from_times(
+                timing.batch_size,
+                protocol.new_tokens,
+                timing.prefill_s,
+                timing.decode_s,
+                estimate.tokens_per_s if estimate else None,
+                estimate.end_to_end_tokens_per_s if estimate else None,
+            )
+        )
+    dest = Path(cfg.run_dir) if cfg.run_dir else Path(out_dir)
+    record = ThroughputRecord(
+        run_id=_run_id(dest),
+        arch=spec.to_dict(),
+        counts=describe(spec),
+        prompt_tokens=protocol.prompt_tokens,
+        new_tokens=protocol.new_tokens,
+        batch_sizes=list(protocol.batch_sizes),
+        repeats=protocol.repeats,
+        warmup=protocol.warmup,
+        dtype=dtype,
+        device=torch.cuda.get_device_name(device) if device.type == "cuda" else str(device),
+        backend=protocol.backend,
+        step_mode=mode,
+        batches=batches,
+        roofline_profile=profile.to_dict() if profile else None,
+        created_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        config=asdict(cfg),
+    )
+    write_throughput_record(dest, record)
+    return record
