@@ -136,8 +136,9 @@ class TrackerConfig:
 class BackendConfig:
     """Which trainer runs the model: ``torch`` (any device) or ``megatron`` (CUDA GPUs, SLURM).
 
-    The other fields are read by the megatron backend only (``archsearch.train.megatron_backend``).
-    ``fp8`` is ``null``, ``e4m3`` or ``hybrid``; it needs Transformer Engine on a Hopper GPU.
+    ``fp8`` (set through the ``fp8/`` group): ``torchao`` (with ``fp8_recipe`` tensorwise or
+    rowwise) for the torch backend; ``e4m3`` or ``hybrid`` (Transformer Engine on Hopper) for
+    megatron, which alone reads the other fields (``archsearch.train.megatron_backend``).
     """
 
     name: str = "torch"

@@ -12,7 +12,7 @@ from archsearch import cli
 from archsearch.arch import ArchError, non_embedding_params
 from archsearch.config import BudgetConfig, ModelConfig, RunConfig, resolve_arch
 
-TRAIN_GROUPS = ["model", "data", "budget", "optim", "train", "tracker", "backend"]
+TRAIN_GROUPS = ["model", "data", "budget", "optim", "train", "perf", "tracker", "backend", "fp8"]
 
 
 def _compose(overrides: list[str], config_name: str = "train") -> object:
@@ -34,7 +34,10 @@ def test_every_group_option_composes(override: str) -> None:
     if cfg.model.d_ff is not None:  # an explicit shape trains at its own N
         cfg = _compose([override, "budget=chinchilla_20x"])
     group, option = override.split("=")
-    assert getattr(cfg, group) is not None
+    if group == "fp8":  # the fp8 options set backend.fp8 (package backend)
+        assert cfg.backend.fp8 == {"none": None, "te": "hybrid"}.get(option, "torchao")
+    else:
+        assert getattr(cfg, group) is not None
     if group == "model":
         spec = resolve_arch(cfg.model, cfg.budget, vocab_size=4096).spec
         assert spec.n_layers == cfg.model.n_layers

@@ -66,7 +66,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
             f"{corpus.vocab_size}: set model.vocab_size=null or data.vocab_size to match"
         )
     if cfg.backend.name == "megatron":
-        from archsearch.train.megatron_backend import train_megatron
+        from archsearch.train.megatron_train import train_megatron
 
         return train_megatron(cfg, run_dir, corpus, arch)
     device = pick_device(tcfg)
@@ -139,7 +139,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
             )
     bar.close()
     elapsed_s += time.perf_counter() - started
-    record = _make_record(
+    record = make_record(
         cfg, arch, corpus, run_dir, total_steps * tokens_per_step, row, elapsed_s, device, speed
     )
     write_record(run_dir, record)
@@ -205,7 +205,7 @@ def _restore(
     return state["step"], state["elapsed_s"]
 
 
-def _make_record(
+def make_record(
     cfg: RunConfig,
     arch: ResolvedArch,
     corpus: Corpus,
@@ -216,6 +216,7 @@ def _make_record(
     device: torch.device,
     speed: Speedometer,
 ) -> RunRecord:
+    """The run's record (shared by the torch and megatron backends)."""
     derived = describe(arch.spec)
     return RunRecord(
         run_id=run_dir.name,

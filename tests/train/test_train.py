@@ -71,6 +71,18 @@ def test_finished_run_is_not_trained_again(debug_run: Path) -> None:
     assert again.final_val_loss == read_record(debug_run).final_val_loss
 
 
+def test_gradient_accumulation_run_matches_one_big_batch(debug_run: Path, tmp_path: Path) -> None:
+    """batch 4 x 2 micro-batches per step trains exactly as batch 8 (the debug run)."""
+    cfg = _cfg([*DEBUG, "train.batch_size=4", "train.global_batch_tokens=512", "perf=eager"])
+    record = train(cfg, tmp_path)
+    assert record.steps == read_record(debug_run).steps
+    accumulated = read_jsonl(tmp_path / "metrics.jsonl")
+    for a, b in zip(accumulated, read_jsonl(debug_run / "metrics.jsonl"), strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
+    assert record.model_flops_per_token > 6 * record.n_params
+    assert record.mfu is None  # no datasheet peak for a CPU
+
+
 def _spec(arch: dict):  # noqa: ANN202
     from archsearch.arch import ArchSpec
 

@@ -1,0 +1,125 @@
+"""Time training steps of a named shape and print tokens/s, TFLOP/s and MFU (issue 10).
+
+    python benchmarks/bench_train.py                       # CUDA: LLaMA-3.2-1B, Surefire-1B, ...
+    python benchmarks/bench_train.py --models debug --device cpu --seq-len 64 --tokens 1024
+
+Each shape (an explicit one: d_ff and heads given) comes from conf/model/<name>.yaml and
+trains on random tokens after warm-up steps, in bf16 and (on sm_89+ GPUs with torchao) FP8.
+MFU is against the device's datasheet dense peak (archsearch.throughput.hardware); on CPU only
+tokens/s and TFLOP/s are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from archsearch.arch import train_flops_per_token
+from archsearch.config import (
+    BackendConfig,
+    BudgetConfig,
+    ModelConfig,
+    OptimConfig,
+    PerfConfig,
+    resolve_arch,
+)
+from archsearch.model import Transformer
+from archsearch.train.setup import ConfigError, make_optimizer, prepare_model, resolve_perf
+from archsearch.train.speed import peak_flops_per_s
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
+
+
+def load_model_config(name: str) -> ModelConfig:
+    values = OmegaConf.load(CONF / f"{name}.yaml")
+    values.pop("defaults", None)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), values))
+
+
+def bench(name: str, args: argparse.Namespace, fp8: bool) -> dict[str, float | str]:
+    spec = resolve_arch(load_model_config(name), BudgetConfig(n_params=None), 32_000).spec
+    device = torch.device(args.device)
+    perf = resolve_perf(
+        PerfConfig(loss_chunk_tokens=8192 if device.type == "cuda" else None), device
+    )
+    backend = BackendConfig(fp8="torchao" if fp8 else None, fp8_recipe="tensorwise")
+    torch.manual_seed(0)
+    model = prepare_model(Transformer(spec).to(device), perf, backend, device)
+    optimizer = make_optimizer(model, OptimConfig(), fused=bool(perf.fused_adamw))
+    loss_fn = torch.compile(model.loss) if perf.compile else model.loss
+    rows = max(1, args.tokens // args.seq_len)
+    tokens = torch.randint(0, spec.vocab_size, (rows, args.seq_len + 1), device=device)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda")
+
+    def step() -> None:
+        with autocast:
+            loss = loss_fn(tokens[:, :-1], tokens[:, 1:], perf.loss_chunk_tokens)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(args.warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / args.steps
+    tokens_per_s = rows * args.seq_len / seconds
+    flops = tokens_per_s * train_flops_per_token(spec, args.seq_len)
+    peak = peak_flops_per_s(device, fp8=fp8)
+    return {
+        "model": name,
+        "precision": "fp8" if fp8 else ("bf16" if device.type == "cuda" else "fp32"),
+        "tokens_per_s": tokens_per_s,
+        "tflops": flops / 1e12,
+        "mfu": flops / peak if peak else float("nan"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cuda = torch.cuda.is_available()
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["llama3_2_1b", "surefire_1b", "panda_1b"] if cuda else ["debug"],
+    )
+    parser.add_argument("--device", default="cuda" if cuda else "cpu")
+    parser.add_argument("--seq-len", type=int, default=2048 if cuda else 128)
+    parser.add_argument(
+        "--tokens", type=int, default=16_384 if cuda else 2048, help="tokens per step"
+    )
+    parser.add_argument("--steps", type=int, default=20 if cuda else 5)
+    parser.add_argument("--warmup", type=int, default=5 if cuda else 2)
+    parser.add_argument("--no-fp8", action="store_true")
+    args = parser.parse_args()
+    print(
+        f"device {args.device} ({torch.cuda.get_device_name() if cuda else 'CPU'}), "
+        f"seq {args.seq_len}, {args.tokens} tokens/step, {args.steps} timed steps"
+    )
+    print(f"{'model':<14} {'precision':<9} {'tokens/s':>12} {'TFLOP/s':>9} {'MFU':>6}")
+    for name in args.models:
+        for fp8 in (
+            (False, True) if args.device.startswith("cuda") and not args.no_fp8 else (False,)
+        ):
+            try:
+                row = bench(name, args, fp8)
+            except ConfigError as e:
+                print(f"{name:<14} {'fp8' if fp8 else 'bf16':<9} skipped: {e}")
+                continue
+            print(
+                f"{row['model']:<14} {row['precision']:<9} {row['tokens_per_s']:>12,.0f} "
+                f"{row['tflops']:>9.3f} {row['mfu']:>6.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
