@@ -61,8 +61,16 @@ def test_inference_flops_and_kv_bytes() -> None:
 
 
 def test_train_flops_per_token_hand_worked() -> None:
-    spec = ArchSpec(d_model=8, n_layers=2, n_heads=4, n_kv_heads=2, head_dim=2, d_ff=12,
-                    vocab_size=10, tie_embeddings=True)
+    spec = ArchSpec(
+        d_model=8,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        head_dim=2,
+        d_ff=12,
+        vocab_size=10,
+        tie_embeddings=True,
+    )
     # N = 960, head matmul 8 x 10 = 80 (tied or not), attention 6 * 2 layers * 32 * 4 * 2
     assert train_flops_per_token(spec, seq_len=32) == 6 * (960 + 80) + 6 * 2 * 32 * 4 * 2
     # LLaMA-3.2-1B at seq 2048: 6 * (973.1M + 262.7M) + 6 * 16 * 2048 * 2048 = 7.817 GFLOP
