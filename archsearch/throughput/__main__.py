@@ -4,7 +4,7 @@ Examples:
     python -m archsearch.throughput                                     # tiny model on this machine
     python -m archsearch.throughput model=llama3_2_1b throughput.batch_sizes=[1,16,64] \
         throughput.prompt_tokens=4096 throughput.new_tokens=1024          # the paper's protocol
-    python -m archsearch.throughput run_dir=outputs/runs/default/...     # beside a training run
+    python -m archsearch.throughput run_dir=outputs/runs/train/default     # beside a training run
     python -m archsearch.throughput -m model.gqa_group=1,2,4             # sweep: table + plot
 """
 
