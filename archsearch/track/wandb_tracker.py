@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.config import TrackerConfig
-from archsearch.records import RECORD_FILE
+from archsearch.records import RECORD_FILE, read_jsonl
 from archsearch.track import JsonlTracker
 
 RUN_ID_FILE = "wandb_run_id"
@@ -36,9 +36,17 @@ class WandbTracker(JsonlTracker):
         super().__init__(run_dir, resume_step)
         self.run_dir = run_dir
         self.run = open_run(cfg, run_dir, job_type="train")
+        # A preempted attempt's wandb writer may die before its rows reach disk (or the server):
+        # replay the rows metrics.jsonl kept, so the mirror never lacks what the source holds.
+        if resume_step > 0 and self.path.exists():
+            for row in read_jsonl(self.path):
+                self._mirror(row)
 
     def log(self, row: dict[str, Any]) -> None:
         super().log(row)
+        self._mirror(row)
+
+    def _mirror(self, row: dict[str, Any]) -> None:
         # wandb's own step is the training step, so a resumed run's rows line up with the first
         # attempt's; rows past the checkpoint are re-logged with the same values.
         self.run.log({k: v for k, v in row.items() if k != "step"}, step=row["step"])
