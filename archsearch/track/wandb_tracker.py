@@ -57,7 +57,7 @@ class WandbTracker(JsonlTracker):
         self.run.save(str(self.run_dir / RECORD_FILE), base_path=str(self.run_dir), policy="now")
 
     def close(self) -> None:
-        self.run.finish()
+        finish(self.run)
 
 
 def open_run(cfg: TrackerConfig, run_dir: Path, job_type: str) -> Any:
@@ -111,7 +111,19 @@ def log_throughput_sweep(
     table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in rows])
     run = open_run(cfg, out_dir, job_type="throughput")
     run.log({name: table})
+    finish(run)
+
+
+def finish(run: Any) -> None:
+    """End a wandb run with its files whole on disk.
+
+    ``finish()`` can return before wandb's service has written the run's last records; its
+    teardown waits for them.
+    """
+    import wandb
+
     run.finish()
+    wandb.teardown()
 
 
 def sweep_id() -> str | None:
