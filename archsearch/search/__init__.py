@@ -1,0 +1,71 @@
+"""Architecture search (Algorithm 1 of arXiv 2510.18245): which shapes are accurate and fast at a
+budget. Pure: numpy, arch, law, records and the roofline; no torch, no Hydra.
+
+Public API:
+
+- Space: ``enumerate_space(n_params, n_layers, head_dim, vocab_size, d_models, r_values,
+  gqa_groups, ...) -> SearchSpace``, ``d_model_grid``, ``r_grid``, ``Candidate``,
+  ``candidate_for(spec, n_params)``, ``model_fields(spec)``.
+- Measures: ``DecodeSetting(profile, batch_size, prompt_tokens, new_tokens, dtype)``,
+  ``ThroughputModel(setting, throughput_records)`` (roofline or measured tokens/s),
+  ``measured_losses(run_records, train_tokens)``.
+- Algorithm 1: ``search(law, space, n_params, train_tokens, speed, target=..., ...) ->
+  SearchResult`` (``best``, ``panda``, ``front``, ``gqa``), ``gqa_search``, ``law_at_budget``,
+  ``pareto_front(loss, tokens_per_s)``.
+- Ask/tell: ``SearchState`` (``to_dict``/``from_dict``), ``propose(state, n) -> [Proposal]``,
+  ``update(state, records) -> SearchState``.
+- Outputs: ``archsearch.search.report`` (``format_table``, ``write_proposals``, ``plot_pareto``,
+  ``plot_contour``). Entry point: ``python -m archsearch.search law=<fit.json> budget=<preset>
+  target=<preset or L_t>``.
+"""
+
+from archsearch.search.algorithm import (
+    GQASearch,
+    Scored,
+    SearchResult,
+    Target,
+    gqa_search,
+    law_at_budget,
+    search,
+)
+from archsearch.search.asktell import Proposal, SearchState, propose, update
+from archsearch.search.measures import DecodeSetting, Speed, ThroughputModel, measured_losses
+from archsearch.search.pareto import dominates, pareto_front
+from archsearch.search.space import (
+    Candidate,
+    SearchSpace,
+    candidate_for,
+    d_model_grid,
+    enumerate_space,
+    model_fields,
+    r_grid,
+    spec_key,
+)
+
+__all__ = [
+    "Candidate",
+    "DecodeSetting",
+    "GQASearch",
+    "Proposal",
+    "Scored",
+    "SearchResult",
+    "SearchSpace",
+    "SearchState",
+    "Speed",
+    "Target",
+    "ThroughputModel",
+    "candidate_for",
+    "d_model_grid",
+    "dominates",
+    "enumerate_space",
+    "gqa_search",
+    "law_at_budget",
+    "measured_losses",
+    "model_fields",
+    "pareto_front",
+    "propose",
+    "r_grid",
+    "search",
+    "spec_key",
+    "update",
+]

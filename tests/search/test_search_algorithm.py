@@ -1,0 +1,163 @@
+"""Algorithm 1 on the paper's Task-3 law at the LLaMA-3.2-1B budget: optimum, front, constraint."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from search_helpers import LLAMA, LLAMA_D, LLAMA_N, task3_law
+
+from archsearch.arch import non_embedding_params
+from archsearch.records import BatchThroughput, ThroughputRecord
+from archsearch.search import (
+    DecodeSetting,
+    ThroughputModel,
+    candidate_for,
+    d_model_grid,
+    dominates,
+    enumerate_space,
+    gqa_search,
+    pareto_front,
+    r_grid,
+    search,
+    spec_key,
+)
+from archsearch.throughput import get_profile
+
+SETTING = DecodeSetting(get_profile("a100_40gb"), batch_size=64)
+TOL = 0.05
+
+
+@pytest.fixture(scope="module")
+def space():
+    return enumerate_space(
+        LLAMA_N,
+        16,
+        64,
+        128256,
+        d_model_grid(LLAMA_N, 0.02, 0.25),
+        r_grid(0.5, 5.0, 60),
+        [4],
+        tie_embeddings=True,
+        n_params_tolerance=TOL,
+    )
+
+
+@pytest.fixture(scope="module")
+def result(space):
+    return search(task3_law(), space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=LLAMA)
+
+
+def test_space_is_feasible_and_distinct(space):
+    assert len(space.candidates) > 1000 and space.n_infeasible < space.n_grid_points
+    keys = {spec_key(c.spec) for c in space.candidates}
+    assert len(keys) == len(space.candidates)
+    for c in space.candidates[::50]:
+        assert non_embedding_params(c.spec) == c.n_params
+        assert abs(c.n_params / LLAMA_N - 1) <= TOL and c.spec.n_heads == 4 * c.spec.n_kv_heads
+
+
+def test_task3_loss_optimum(result):
+    # Continuous optimum x* = a2/a1 = 0.0801, r* = b2/b1 = 1.032. Honest tolerances: d_model moves
+    # in steps of 64 (x steps of 0.002 at sqrt(N) = 31,194) and whole heads with n_kv = S/5
+    # move r in steps of about 10% near r = 1.
+    assert task3_law().optimum == pytest.approx({"x": 0.0801, "r": 1.0317}, abs=1e-3)
+    panda = result.panda.candidate
+    assert abs(panda.x - 0.0801) < 0.003
+    assert abs(panda.r - 1.032) < 0.06
+    assert abs(panda.n_params_rel_error) <= TOL
+    assert non_embedding_params(panda.spec) == panda.n_params
+    assert panda.spec.d_model % 64 == 0 and panda.spec.d_ff % 64 == 0
+    assert result.panda.loss == min(s.loss for s in result.scored)
+
+
+def test_pareto_front_feasible_and_non_dominated(result):
+    front = result.front
+    assert len(front) >= 10
+    points = [(s.rank_loss, s.speed.tokens_per_s) for s in front]
+    for i, a in enumerate(points):
+        assert not any(dominates(b, a) for j, b in enumerate(points) if j != i)
+    everyone = [(s.rank_loss, s.speed.tokens_per_s) for s in result.scored]
+    for a in points[:: max(1, len(points) // 10)]:
+        assert not any(dominates(b, a) for b in everyone)
+    for s in front:
+        assert abs(s.candidate.n_params_rel_error) <= TOL
+    assert front[0].candidate == result.panda.candidate
+
+
+def test_constraint_honoured_and_best_is_fastest(result):
+    target = result.target
+    assert target.loss == pytest.approx(result.target.scored.loss)
+    best = result.best
+    assert best.loss <= target.loss and best.meets
+    ok = [s for s in result.scored if s.loss <= target.loss]
+    assert best.speed.tokens_per_s == max(s.speed.tokens_per_s for s in ok)
+    gain = best.speed.tokens_per_s / target.scored.speed.tokens_per_s - 1
+    assert gain > 0.2  # the paper reports up to 42% over LLaMA-3.2-1B
+    assert result.gqa.to_train[0].name == best.candidate.name  # baseline group not trained yet
+
+
+def test_numeric_target_and_quantile_constraint(space):
+    law = task3_law()
+    scale = [[1.0 if name == "a0" else 1 + 0.03 * k for name in law.params] for k in range(-5, 6)]
+    boot = np.asarray(scale) * np.asarray(list(law.params.values()))
+    law = replace(law, bootstrap=boot.tolist())
+    loose = search(law, space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=2.56)
+    strict = search(
+        law, space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=2.56, constraint_quantile=0.9
+    )
+    assert loose.best.loss <= 2.56 and strict.best.rank_loss <= 2.56
+    assert all(s.loss_low <= s.loss <= s.loss_high for s in loose.scored[::100])
+    assert strict.best.speed.tokens_per_s <= loose.best.speed.tokens_per_s
+    assert strict.best.p_meets >= 0.9 - 1e-9
+    assert search(law, space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=1.0).best is None
+
+
+def test_pareto_front_unit():
+    loss = [3.0, 2.0, 2.0, 2.5, 1.0, 3.0]
+    speed = [10.0, 5.0, 6.0, 6.0, 1.0, 10.0]
+    assert pareto_front(loss, speed) == [4, 2, 0]
+
+
+def _throughput_record(spec, tokens_per_s):
+    batch = BatchThroughput.from_times(64, 1024, [1.0], [64 * 1024 / tokens_per_s])
+    return ThroughputRecord(
+        run_id="m",
+        arch=spec.to_dict(),
+        counts={},
+        prompt_tokens=4096,
+        new_tokens=1024,
+        batch_sizes=[64],
+        repeats=1,
+        warmup=0,
+        dtype="bf16",
+        device="cuda",
+        backend="torch",
+        step_mode="cuda_graph",
+        batches=[batch],
+    )
+
+
+def test_measured_throughput_and_gqa_early_stop():
+    spec = candidate_for(LLAMA, LLAMA_N).spec  # S = 40: groups 1, 3, 4, 7, 9, 19, 39
+    model = ThroughputModel(SETTING, [_throughput_record(spec, 1234.0)])
+    assert model(spec).tokens_per_s == 1234.0 and model(spec).source == "measured"
+    variants = {v.candidate.gqa_group: v for v in gqa_search(spec, LLAMA_N, model, {}).steps}
+    g7 = replace(spec, n_heads=35, n_kv_heads=5)
+    g9 = replace(spec, n_heads=36, n_kv_heads=4)
+    g19 = replace(spec, n_heads=38, n_kv_heads=2)
+    losses = {spec_key(spec): 2.60, spec_key(g7): 2.59, spec_key(g9): 2.62, spec_key(g19): 2.58}
+    result = gqa_search(spec, LLAMA_N, ThroughputModel(SETTING), losses)
+    status = {s.candidate.gqa_group: s.status for s in result.steps}
+    assert status == {
+        4: "baseline",
+        7: "accepted",
+        9: "rejected",
+        19: "not_reached",
+        39: "not_reached",
+    }
+    assert result.chosen.gqa_group == 7 and result.to_train == []
+    assert set(variants) == {1, 3, 4, 7, 9, 19, 39}
+    pending = gqa_search(spec, LLAMA_N, ThroughputModel(SETTING), {spec_key(spec): 2.60})
+    assert [c.gqa_group for c in pending.to_train] == [7]

@@ -1,0 +1,73 @@
+"""`python -m archsearch.search`: purity, the `law=<file>` rewrite, fit -> search -> train."""
+
+from __future__ import annotations
+
+import json
+
+from search_helpers import run, write_synthetic_csv
+
+from archsearch.search.__main__ import law_file_overrides
+
+
+def test_search_imports_no_torch_or_hydra():
+    code = (
+        "import sys, archsearch.search, archsearch.search.report, archsearch.search.config; "
+        "bad = {'torch', 'hydra', 'omegaconf', 'matplotlib'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
+    proc = run("-c", code)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_law_file_override_rewrite(tmp_path):
+    fit_dir = tmp_path / "fit"
+    fit_dir.mkdir()
+    assert law_file_overrides(
+        ["law=a/fit.json", f"law={fit_dir}", "law=multiplicative", "x=1"]
+    ) == ["law_file=a/fit.json", f"law_file={fit_dir}", "law=multiplicative", "x=1"]
+
+
+def test_fit_then_search_then_train_compose(tmp_path):
+    csv_path = write_synthetic_csv(tmp_path / "runs.csv")
+    fit_dir, out = tmp_path / "fit", tmp_path / "search"
+    proc = run(
+        "-m",
+        "archsearch.fit",
+        f"input={csv_path}",
+        "law=multiplicative",
+        "law.n_bootstrap=5",
+        "plots=false",
+        f"hydra.run.dir={fit_dir}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run(
+        "-m",
+        "archsearch.search",
+        f"law={fit_dir / 'fit.json'}",
+        "budget=llama1b_20x",
+        "target=llama3_2_1b",
+        "n_r=20",
+        f"hydra.run.dir={out}",
+    )
+    assert proc.returncode == 0, proc.stderr
+    table = proc.stdout
+    assert "Chinchilla fitted on the law's data" in table  # best-observed L_opt has no 1B entry
+    for word in ("target", "best", "panda", "front", "pred. loss", "gain", "gqa search"):
+        assert word in table
+    summary = json.loads((out / "search.json").read_text())
+    assert summary["best"] and summary["panda"] and len(summary["front"]) >= 3
+    assert (out / "pareto.png").stat().st_size > 0 and (out / "contour.png").stat().st_size > 0
+    name = summary["best"]
+    assert (out / "model" / f"{name}.yaml").is_file()
+    proc = run(
+        "-m",
+        "archsearch.train",
+        "--config-dir",
+        str(out),
+        f"model={name}",
+        "budget=llama1b_20x",
+        "--cfg",
+        "job",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"name: {name}" in proc.stdout and "r_mlp_attn: null" in proc.stdout
