@@ -18,3 +18,14 @@ def test_pure_layer_imports_nothing_heavy(module: str) -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_sweeper_plugin_imports_no_training_code() -> None:
+    """The sweeper drives arch/law/search/records only; jobs import training where they run."""
+    code = (
+        "import sys, hydra_plugins.archsearch_sweeper._impl\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'wandb', 'megatron')\n"
+        "       or m.startswith(('archsearch.train', 'archsearch.model', 'archsearch.data'))]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
