@@ -9,6 +9,35 @@ from pathlib import Path
 from typing import Any
 
 
+class RecordError(ValueError):
+    """A record file that is missing, unreadable or fails validation."""
+
+
+def read_json_in(path: str | Path, filename: str) -> tuple[Path, Any]:
+    """Load ``path`` (a JSON file, or the directory holding ``filename``); returns (file, data).
+
+    Raises:
+        RecordError: the file is missing or not valid JSON.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / filename
+    if not path.exists():
+        raise RecordError(f"no {filename} at {path}: has the run finished?")
+    try:
+        return path, json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}: not valid JSON ({e})") from e
+
+
+def files_below(sweep_dir: str | Path, filename: str) -> list[Path]:
+    """Every ``filename`` below ``sweep_dir``, in path order."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise RecordError(f"sweep directory {sweep_dir} does not exist")
+    return sorted(sweep_dir.rglob(filename))
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of either."""
     _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -6,20 +6,15 @@ Local records are the source of truth: fitting, search and the sweeper read them
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsearch.records.io import write_json_atomic
+from archsearch.records.io import RecordError, files_below, read_json_in, write_json_atomic
 
 RECORD_FILE = "record.json"
 METRICS_FILE = "metrics.jsonl"
 SCHEMA_VERSION = 1
-
-
-class RecordError(ValueError):
-    """A record file that is missing, unreadable or fails validation."""
 
 
 @dataclass
@@ -92,20 +87,13 @@ def write_record(run_dir: str | Path, record: RunRecord) -> Path:
 
 def read_record(path: str | Path) -> RunRecord:
     """Read a ``record.json`` (or the one inside a run directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / RECORD_FILE
-    if not path.exists():
-        raise RecordError(f"no record at {path}: has the run finished?")
+    path, data = read_json_in(path, RECORD_FILE)
     try:
-        return RunRecord.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as e:
+        return RunRecord.from_dict(data)
+    except TypeError as e:
         raise RecordError(f"{path}: not a valid record ({e})") from e
 
 
 def scan_records(sweep_dir: str | Path) -> list[RunRecord]:
     """Every ``record.json`` below ``sweep_dir``, in path order."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise RecordError(f"sweep directory {sweep_dir} does not exist")
-    return [read_record(p) for p in sorted(sweep_dir.rglob(RECORD_FILE))]
+    return [read_record(p) for p in files_below(sweep_dir, RECORD_FILE)]

@@ -8,7 +8,6 @@ per timed repeat; the median and the min/max over repeats are stored with the ra
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.arch import ArchError, ArchSpec
-from archsearch.records.io import write_json_atomic
-from archsearch.records.schema import RecordError
+from archsearch.records.io import RecordError, files_below, read_json_in, write_json_atomic
 
 THROUGHPUT_FILE = "throughput.json"
 THROUGHPUT_SCHEMA_VERSION = 1
@@ -186,20 +184,9 @@ def write_throughput_record(directory: str | Path, record: ThroughputRecord) -> 
 
 def read_throughput_record(path: str | Path) -> ThroughputRecord:
     """Read a ``throughput.json`` (or the one inside a directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / THROUGHPUT_FILE
-    if not path.exists():
-        raise RecordError(f"no throughput record at {path}")
-    try:
-        return ThroughputRecord.from_dict(json.loads(path.read_text()))
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}: not valid JSON ({e})") from e
+    return ThroughputRecord.from_dict(read_json_in(path, THROUGHPUT_FILE)[1])
 
 
 def scan_throughput_records(sweep_dir: str | Path) -> list[ThroughputRecord]:
     """Every ``throughput.json`` below ``sweep_dir``, in path order."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise RecordError(f"sweep directory {sweep_dir} does not exist")
-    return [read_throughput_record(p) for p in sorted(sweep_dir.rglob(THROUGHPUT_FILE))]
+    return [read_throughput_record(p) for p in files_below(sweep_dir, THROUGHPUT_FILE)]

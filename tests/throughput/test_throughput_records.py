@@ -100,5 +100,5 @@ def test_missing_fields_and_files(tmp_path: Path) -> None:
     del data["dtype"]
     with pytest.raises(RecordError, match="dtype"):
         ThroughputRecord.from_dict(data)
-    with pytest.raises(RecordError, match="no throughput record"):
+    with pytest.raises(RecordError, match="no throughput.json"):
         read_throughput_record(tmp_path)
