@@ -45,8 +45,8 @@ def test_sweeper_converges_to_the_known_optimum(tmp_path: Path) -> None:
     )
     assert len(state["rounds"]) == 5
     optimum = state["rounds"][-1]["optimum"]
-    assert optimum["x"] == pytest.approx(0.08, rel=0.1)
-    assert optimum["r"] == pytest.approx(1.2, rel=0.1)
+    assert optimum["x"] == pytest.approx(0.08, rel=0.03)
+    assert optimum["r"] == pytest.approx(1.2, rel=0.03)
     # every round left its report, and the law refitted after it
     for entry in state["rounds"]:
         round_dir = tmp_path / "rounds" / f"round_{entry['round']:02d}"
