@@ -133,9 +133,27 @@ def test_copy_of_model_is_unchanged_by_prepare_on_cpu() -> None:
 
 def test_training_benchmark_runs_on_a_tiny_shape(repo: Path) -> None:
     out = subprocess.run(
-        [sys.executable, "benchmarks/bench_train.py", "--models", "debug", "--device", "cpu",
-         "--seq-len", "32", "--tokens", "256", "--steps", "2", "--warmup", "1"],
-        cwd=repo, capture_output=True, text=True, timeout=300, check=True,
+        [
+            sys.executable,
+            "benchmarks/bench_train.py",
+            "--models",
+            "debug",
+            "--device",
+            "cpu",
+            "--seq-len",
+            "32",
+            "--tokens",
+            "256",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     ).stdout
     row = next(line for line in out.splitlines() if line.startswith("debug"))
     precision, tokens_per_s, tflops, mfu = row.split()[1:]

@@ -1,0 +1,47 @@
+"""``python -m archsearch.study [experiment=cpu_full|cpu_quick] [overrides]``: the whole study.
+
+Trains the sweep, measures throughput, fits and evaluates the law, searches at the largest budget,
+trains the picks and the baseline, and writes ``outputs/study/<name>/report/report.md``.
+Re-running the same command skips finished jobs. ``--quick`` stands for ``experiment=cpu_quick``.
+
+Examples:
+    python -m archsearch.study                          # cpu_full (see README for its time)
+    python -m archsearch.study --quick                  # cpu_quick, ~3.5 min on 2 quiet cores
+    python -m archsearch.study experiment=cpu_quick output_root=/tmp/study
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from archsearch import cli
+from archsearch.law.config import LawConfig
+from archsearch.study.config import StudyConfig
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def main(cfg: StudyConfig) -> Path:
+    from archsearch.study.run import run_study
+
+    report = run_study(cfg, _log)
+    _log(f"report: {report}")
+    return report
+
+
+def quick_flag(argv: list[str]) -> list[str]:
+    """Rewrite a literal ``--quick`` into ``experiment=cpu_quick`` (before Hydra parses argv)."""
+    return ["experiment=cpu_quick" if a == "--quick" else a for a in argv]
+
+
+cli.register_run_groups()
+cli.register("base_study", StudyConfig)
+cli.register("base_law", LawConfig, group="law")
+
+if __name__ == "__main__":
+    sys.argv[1:] = quick_flag(sys.argv[1:])
+    cli.run("study", main)

@@ -1,0 +1,117 @@
+"""Typed configuration of the end-to-end study (``python -m archsearch.study``). Pure: no torch or
+Hydra.
+
+A study trains a sweep of shapes at several budgets, measures their decode throughput, fits the
+conditional law on the smaller budgets, predicts the largest, searches at the largest budget
+against a LLaMA-3.2-shaped baseline and trains the picks (``archsearch.study.pipeline``). Values
+live in ``conf/study.yaml`` and ``conf/experiment/*.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archsearch.config import RunConfig
+from archsearch.law.config import LawConfig
+from archsearch.throughput.config import DecodeConfig
+
+
+@dataclass
+class GridConfig:
+    """The sweep: the same cross-shaped grid of (x, r, g) at every budget.
+
+    The x arm varies ``x = d_model / sqrt(N)`` at ``(r_center, group)``, the r arm varies
+    ``r_mlp_attn`` at ``(x_center, group)`` and the GQA arm varies the group at
+    ``(x_center, r_center)``; shapes that whole heads cannot reach are skipped and listed.
+
+    Attributes:
+        scales: budgets N (non-embedding parameters), smallest first; the largest is the target.
+        tokens_per_param: D = tokens_per_param x N at every budget.
+    """
+
+    scales: list[int] = field(default_factory=lambda: [100_000, 200_000, 400_000])
+    tokens_per_param: float = 4.0
+    d_over_sqrt_n: list[float] = field(default_factory=lambda: [0.07, 0.1, 0.14, 0.2, 0.28])
+    r_mlp_attn: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0, 4.0])
+    gqa_groups: list[int] = field(default_factory=lambda: [1, 4])
+    x_center: float = 0.14
+    r_center: float = 1.0
+    group: int = 2
+
+
+@dataclass
+class BaselineConfig:
+    """The reference shape, given by the paper's knobs at the target budget.
+
+    LLaMA-3.2-1B has x = 0.066, r = 4.80, g = 4 (DESIGN.md section 2); at a tiny budget whole
+    heads round these, and the report shows the achieved values beside LLaMA's.
+    """
+
+    name: str = "llama3_2_shaped"
+    d_over_sqrt_n: float = 0.066
+    r_mlp_attn: float = 4.8
+    gqa_group: int = 4
+
+
+@dataclass
+class SearchSettings:
+    """Algorithm 1 at the target budget (arXiv 2510.18245): the candidate grid and the measure.
+
+    Candidates are every feasible shape over d_model (multiples of ``d_model_multiple`` with
+    ``x_min <= x <= x_max``), ``n_r`` geometric r values in ``[r_min, r_max]`` and the groups in
+    ``gqa_groups`` (``archsearch.search.space``). Throughput I(P) is measured decode tokens/s at
+    ``batch_size`` under the study's throughput protocol (one of its batch sizes, so search and
+    final measurements line up); ``level`` is the bootstrap interval of predicted losses.
+    """
+
+    x_min: float = 0.05
+    x_max: float = 0.4
+    d_model_multiple: int = 16
+    r_min: float = 0.5
+    r_max: float = 5.0
+    n_r: int = 6
+    gqa_groups: list[int] = field(default_factory=lambda: [1, 2, 4])
+    batch_size: int = 32
+    level: float = 0.9
+
+
+@dataclass
+class StudyConfig:
+    """Everything the study needs.
+
+    Attributes:
+        name: the study's name; results go to ``<output_root>/<name>``.
+        run: the training config every job starts from (model knobs, data, optimizer, loop);
+            the pipeline sets each job's shape and budget.
+        grid: the sweep; ``baseline``: the reference shape; ``search``: Algorithm 1 settings.
+        throughput: the decode protocol measured for every trained shape.
+        law: the law form and fitter (``archsearch.law.fit_law``).
+    """
+
+    name: str = "cpu_full"
+    output_root: str = "outputs/study"
+    run: RunConfig = field(default_factory=RunConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    throughput: DecodeConfig = field(default_factory=DecodeConfig)
+    law: LawConfig = field(default_factory=LawConfig)
+
+    def __post_init__(self) -> None:
+        if len(set(self.grid.scales)) < 2:
+            raise ValueError("grid.scales needs at least two budgets: fit on one, predict another")
+        if self.search.batch_size not in self.throughput.batch_sizes:
+            raise ValueError(
+                f"search.batch_size={self.search.batch_size} must be one of "
+                f"throughput.batch_sizes={self.throughput.batch_sizes} (compared at that size)"
+            )
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.output_root) / self.name
+
+    @property
+    def target_n_params(self) -> int:
+        """The largest budget: predicted by the law, searched and trained at."""
+        return max(self.grid.scales)

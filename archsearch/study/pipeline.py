@@ -1,0 +1,150 @@
+"""The study's stages, each a function that skips work already done (imports torch).
+
+1. ``train_stage``: train every job (a finished ``record.json`` is read, not retrained).
+2. ``throughput_stage``: measure decode throughput beside each record (``throughput.json``).
+3. ``fit_stage``: progressive evaluation of the conditional law (fit on the smaller budgets,
+   predict the next; MSE and Spearman as in arXiv 2510.18245, Table 2), the fit on every budget
+   but the largest (used to predict and search there) and the fit on all budgets.
+4. ``search_stage``: Algorithm 1 at the largest budget against the LLaMA-3.2-shaped baseline.
+5. ``final_jobs`` + stages 1-2: train and measure the baseline and the picks.
+6. ``archsearch.study.report.write_report``.
+
+``run_study`` chains them. Progress goes to a ``log`` callback (the entry point prints it);
+fits, the search and the report are cheap and are recomputed on every run from the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from archsearch.law import (
+    FitResult,
+    LawData,
+    LOpt,
+    best_observed,
+    fit_law,
+    from_records,
+    progressive,
+    write_fit,
+)
+from archsearch.law.evaluate import Step, to_rows
+from archsearch.records import RECORD_FILE, RunRecord, ThroughputRecord, write_json_atomic
+from archsearch.study.config import StudyConfig
+from archsearch.study.jobs import SWEEP_DIR, Job, measure_job, train_job
+
+Log = Callable[[str], None]
+FIT_DIR = "fit"
+PREDICTIONS_FILE = "predictions.json"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A finished job with its training record and decode measurement."""
+
+    job: Job
+    record: RunRecord
+    throughput: ThroughputRecord
+
+
+@dataclass(frozen=True)
+class Fits:
+    """Stage 3's results.
+
+    Attributes:
+        data: every sweep row, ``l_opt`` set to the best observed loss of its (N, D) group.
+        steps: progressive evaluation, one step per held-out budget.
+        extrapolation: the law fitted on every budget but the largest (predicts and searches).
+        full: the law fitted on every budget.
+        target_scale: the largest budget's scale label; ``target_l_opt``: its best observed loss.
+        excluded: runs left out of every fit by the law's r range (the paper's 0.5 <= r <= 5).
+    """
+
+    data: LawData
+    steps: list[Step]
+    extrapolation: FitResult
+    full: FitResult
+    target_scale: str
+    target_l_opt: float
+    excluded: list[str]
+
+
+def train_stage(jobs: list[Job], log: Log, stage: str) -> list[RunRecord]:
+    """Train each job in turn; finished jobs return their record at once."""
+    records = []
+    for i, job in enumerate(jobs, 1):
+        done = (job.run_dir / RECORD_FILE).exists()
+        log(f"[{stage} {i}/{len(jobs)}] {job.name}" + (" (done, skipped)" if done else ""))
+        records.append(train_job(job))
+    return records
+
+
+def throughput_stage(
+    cfg: StudyConfig, jobs: list[Job], records: list[RunRecord], log: Log, stage: str
+) -> list[Trained]:
+    """Measure each trained shape's decode throughput; finished measurements are read back."""
+    trained = []
+    for i, (job, record) in enumerate(zip(jobs, records, strict=True), 1):
+        log(f"[{stage} throughput {i}/{len(jobs)}] {job.name}")
+        trained.append(Trained(job, record, measure_job(cfg, job, record)))
+    return trained
+
+
+def _fit_settings(cfg: StudyConfig) -> dict[str, Any]:
+    law = cfg.law
+    return dict(
+        fitter=law.fitter,
+        l_opt=law.l_opt,
+        delta=law.huber_delta,
+        r_range=law.r_range,
+        top_k=law.top_k,
+    )
+
+
+def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
+    """Fit the law on the sweep's records and write ``fit/`` (fit JSONs and per-row predictions).
+
+    Rows outside the law's r range are dropped first, as ``fit_law`` and ``progressive`` do.
+
+    The largest budget's L_opt is its own best observed loss (the paper's practice, and what the
+    progressive evaluation uses), so only the architecture factors are extrapolated.
+    """
+    law, settings = cfg.law, _fit_settings(cfg)
+    sweep_dir = cfg.out_dir / SWEEP_DIR
+    every = from_records(sweep_dir)
+    raw = every.filter_r(*law.r_range) if law.r_range else every
+    excluded = sorted(set(every.run_id) - set(raw.run_id))
+    data = raw.with_l_opt(LOpt("best_observed", table=best_observed(raw))(raw))
+    target = data.scales()[-1]
+    log(f"[fit] {len(data)} runs at budgets {', '.join(data.scales())}; held out: {target}")
+    steps = progressive(raw, law.form, **settings)
+    boot = dict(n_bootstrap=law.n_bootstrap, seed=law.seed, source=str(sweep_dir))
+    extrapolation = fit_law(raw.select(raw.scale != target), law.form, **settings, **boot)
+    full = fit_law(raw, law.form, **settings, **boot)
+    fit_dir = cfg.out_dir / FIT_DIR
+    write_fit(fit_dir / "extrapolation.json", extrapolation, to_rows(steps))
+    write_fit(fit_dir / "full.json", full, to_rows(steps))
+    target_l_opt = float(data.l_opt[data.scale == target][0])
+    predicted = extrapolation.predict_data(data)
+    rows = [
+        {
+            "run_id": str(data.run_id[i]),
+            "scale": str(data.scale[i]),
+            "held_out": bool(data.scale[i] == target),
+            "x": float(data.x[i]),
+            "r": float(data.r[i]),
+            "l_opt": float(data.l_opt[i]),
+            "observed": float(data.loss[i]),
+            "predicted": float(predicted[i]),
+        }
+        for i in range(len(data))
+    ]
+    write_json_atomic(
+        fit_dir / PREDICTIONS_FILE,
+        {"fit": "extrapolation.json", "rows": rows, "excluded_by_r_range": excluded},
+    )
+    for step in steps:
+        fitted = "+".join(step.train)
+        log(f"[fit] {fitted} -> {step.test}: MSE {step.mse:.2e}, rho {step.spearman:.2f}")
+    return Fits(data, steps, extrapolation, full, target, target_l_opt, excluded)

@@ -1,0 +1,66 @@
+"""``run_study``: the six stages in order, returning the report's path (imports torch).
+
+Every training run and throughput measurement is skipped when its record exists, so re-running
+a study resumes it; fits, the search and the report are recomputed from the records each time
+(seconds). Stage wall times go into ``<study>/timings.json`` (the last run's, per stage).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from archsearch.records import write_json_atomic
+from archsearch.study.config import StudyConfig
+from archsearch.study.jobs import sweep_jobs
+from archsearch.study.picks import Picks, search_stage
+from archsearch.study.pipeline import Fits, Log, Trained, fit_stage, throughput_stage, train_stage
+
+TIMINGS_FILE = "timings.json"
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What the report is built from (every number in it is also in a record file)."""
+
+    cfg: StudyConfig
+    sweep: list[Trained]
+    skipped: list[str]
+    fits: Fits
+    picks: Picks
+    finals: list[Trained]
+    timings: dict[str, float]
+
+
+def run_study(cfg: StudyConfig, log: Log) -> Path:
+    """Run (or resume) the study and write its report; returns ``report/report.md``."""
+    from archsearch.study.report import write_report
+
+    timings: dict[str, float] = {}
+
+    def timed(stage: str, fn: Any, *args: Any) -> Any:
+        log(f"== {stage} ==")
+        start = time.perf_counter()
+        out = fn(*args)
+        timings[stage] = time.perf_counter() - start
+        return out
+
+    jobs, skipped = sweep_jobs(cfg)
+    for note in skipped:
+        log(f"skipped {note}")
+    records = timed("1 train sweep", train_stage, jobs, log, "sweep")
+    sweep = timed("2 throughput", throughput_stage, cfg, jobs, records, log, "sweep")
+    fits = timed("3 fit", fit_stage, cfg, log)
+    picks = timed("4 search", search_stage, cfg, fits, records, log)
+    for name, roles in picks.roles.items():
+        log(f"[final] {name}: {', '.join(roles)}")
+    final_records = timed("5 train finals", train_stage, picks.jobs, log, "final")
+    finals = timed(
+        "5 throughput finals", throughput_stage, cfg, picks.jobs, final_records, log, "final"
+    )
+    result = StudyResult(cfg, sweep, skipped, fits, picks, finals, timings)
+    report = timed("6 report", write_report, result)
+    write_json_atomic(cfg.out_dir / TIMINGS_FILE, timings)
+    return report

@@ -1,0 +1,167 @@
+"""The quick study end to end: its report has every section and every number in its tables is the
+one in the record file it names; a second run skips every finished job."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, read_record
+from archsearch.records.throughput import read_throughput_record
+from archsearch.study.report import SECTIONS
+
+FIGURES = ("u_curves.png", "predicted_vs_observed.png", "pareto.png", "throughput_vs_batch.png")
+
+
+def _run(output_root: Path, repo: Path) -> tuple[str, float]:
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "archsearch.study", "--quick", f"output_root={output_root}"],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout, time.perf_counter() - start
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("study")
+    first_log, first_s = _run(root, repo)
+    out = root / "cpu_quick"
+    produced = sorted([*out.rglob(RECORD_FILE), *out.rglob(THROUGHPUT_FILE)])
+    mtimes = {p: p.stat().st_mtime_ns for p in produced}
+    second_log, second_s = _run(root, repo)
+    return {
+        "out": out,
+        "first_log": first_log,
+        "second_log": second_log,
+        "first_s": first_s,
+        "second_s": second_s,
+        "mtimes": mtimes,
+        "report": json.loads((out / "report" / "report.json").read_text()),
+        "markdown": (out / "report" / "report.md").read_text(),
+    }
+
+
+def _section(markdown: str, title: str) -> str:
+    return markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _cells(section: str, first_cells: tuple[str, ...]) -> list[str]:
+    """The cells of the table row that begins with ``first_cells``."""
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if tuple(cells[: len(first_cells)]) == first_cells:
+            return cells
+    raise AssertionError(f"no table row starting {first_cells} in:\n{section}")
+
+
+def test_report_has_every_section_and_figure(study: dict[str, Any]) -> None:
+    markdown = study["markdown"]
+    for title in SECTIONS:
+        assert f"## {title}\n" in markdown
+    for name in FIGURES:
+        assert (study["out"] / "report" / name).stat().st_size > 1000
+        assert f"({name})" in markdown
+    assert study["report"]["sections"] == list(SECTIONS)
+
+
+def test_sweep_rows_match_their_records(study: dict[str, Any]) -> None:
+    out, rows = study["out"], study["report"]["tables"]["sweep"]
+    section = _section(study["markdown"], "Sweep")
+    assert len(rows) == len(list((out / "sweep").rglob(RECORD_FILE))) >= 15
+    for row in rows:
+        record = read_record(out / row["record"])
+        speed = read_throughput_record(out / row["throughput_record"])
+        assert row["loss"] == record.final_val_loss
+        assert (row["n_params"], row["train_tokens"]) == (record.n_params, record.train_tokens)
+        assert (row["x"], row["r"], row["g"]) == (
+            record.d_over_sqrt_n,
+            record.r_mlp_attn,
+            record.gqa_group,
+        )
+        measured = {str(b.batch_size): b.tokens_per_s for b in speed.batches}
+        assert row["tokens_per_s"] == measured
+        cells = _cells(section, (row["run"],))
+        assert f"{record.final_val_loss:.4f}" in cells
+        assert f"{record.n_params:,}" in cells
+        assert all(f"{v:.0f}" in cells for v in measured.values())
+        assert cells[-1] == row["record"]
+
+
+def test_fit_tables_match_the_fit_records(study: dict[str, Any]) -> None:
+    out, tables = study["out"], study["report"]["tables"]
+    evaluation = json.loads((out / "fit" / "extrapolation.json").read_text())["evaluation"]
+    assert len(tables["progressive"]) == len(evaluation) == 2  # 3 budgets: 2 held-out steps
+    section = _section(study["markdown"], "Progressive fit")
+    for row, step in zip(tables["progressive"], evaluation, strict=True):
+        assert (row["mse"], row["spearman"]) == (step["mse"], step["spearman"])
+        cells = _cells(section, ("+".join(step["train"]), step["test"]))
+        assert f"{step['mse']:.2e}" in cells and f"{step['spearman']:.2f}" in cells
+    predictions = json.loads((out / "fit" / "predictions.json").read_text())["rows"]
+    held_out = {p["run_id"]: p for p in predictions if p["held_out"]}
+    section = _section(study["markdown"], "Held-out predictions")
+    assert {r["run_id"] for r in tables["held_out"]} == set(held_out)
+    for row in tables["held_out"]:
+        source = held_out[row["run_id"]]
+        assert (row["observed"], row["predicted"]) == (source["observed"], source["predicted"])
+        cells = _cells(section, (row["run_id"],))
+        assert f"{source['observed']:.4f}" in cells and f"{source['predicted']:.4f}" in cells
+    # the last progressive step predicts exactly the held-out rows
+    errors = [(p["predicted"] - p["observed"]) ** 2 for p in held_out.values()]
+    assert sum(errors) / len(errors) == pytest.approx(evaluation[-1]["mse"], rel=1e-9)
+
+
+def test_final_rows_match_records_and_search(study: dict[str, Any]) -> None:
+    out, rows = study["out"], study["report"]["tables"]["final"]
+    search = json.loads((out / "search" / "search.json").read_text())
+    section = _section(study["markdown"], "Final comparison")
+    roles = [r["role"] for r in rows]
+    assert roles[:2] == ["baseline", "loss_optimal"]
+    base = read_record(out / rows[0]["record"])
+    base_speed = read_throughput_record(out / rows[0]["throughput_record"])
+    batch = search["setting"]["batch_size"]
+    base_tps = next(b.tokens_per_s for b in base_speed.batches if b.batch_size == batch)
+    assert rows[0]["predicted_loss"] == search["target"]["loss"]
+    for row in rows:
+        record = read_record(out / row["record"])
+        speed = read_throughput_record(out / row["throughput_record"])
+        tps = next(b.tokens_per_s for b in speed.batches if b.batch_size == batch)
+        assert row["loss"] == record.final_val_loss
+        assert record.config["budget"]["n_params"] == search["n_params"]
+        assert record.train_tokens == base.train_tokens
+        assert row["delta_loss"] == pytest.approx(record.final_val_loss - base.final_val_loss)
+        assert row["speedup_pct"] == pytest.approx(100 * (tps / base_tps - 1))
+        same = {k: v for k, v in record.arch.items() if k != "name"}
+        entries = [search["target_scored"], *search["scored"]]
+        matches = [
+            e for e in entries if {**e["candidate"]["spec"], "name": ""} == {**same, "name": ""}
+        ]
+        assert matches and row["predicted_loss"] == matches[0]["loss"]
+        cells = _cells(section, (row["role"], row["run"]))
+        assert f"{record.final_val_loss:.4f}" in cells
+        assert f"{row['predicted_loss']:.4f}" in cells
+        assert f"{row['delta_loss']:.4f}" in cells
+        assert f"{row['speedup_pct']:+.1f}%" in cells
+    verdict = study["report"]["verdict"]
+    assert verdict["loss_optimal_beats_baseline"] == (rows[1]["delta_loss"] < 0)
+
+
+def test_second_run_skips_every_finished_job(study: dict[str, Any]) -> None:
+    mtimes = study["mtimes"]
+    assert len(mtimes) >= 2 * 15
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert "(done, skipped)" in study["second_log"]
+    assert "[search throughput" not in study["second_log"]
+    assert study["second_s"] < study["first_s"] / 2
