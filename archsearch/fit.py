@@ -58,13 +58,7 @@ def describe(result: FitResult) -> str:
 
 def main(cfg: FitConfig) -> FitResult:
     law: LawConfig = cfg.law
-    settings = dict(
-        fitter=law.fitter,
-        l_opt=law.l_opt,
-        delta=law.huber_delta,
-        r_range=law.r_range,
-        top_k=law.top_k,
-    )
+    settings = law.fit_settings()
     data = load(cfg)
     fit_data = load(cfg, cfg.fit_rows) if cfg.fit_rows else data
     result = fit_law(

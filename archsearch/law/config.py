@@ -7,6 +7,7 @@ Registered in Hydra's ConfigStore by ``archsearch.fit``; values live in ``conf/f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -28,6 +29,16 @@ class LawConfig:
         if self.r_min is None or self.r_max is None:
             return None
         return (self.r_min, self.r_max)
+
+    def fit_settings(self) -> dict[str, Any]:
+        """The keyword arguments ``fit_law``, ``progressive`` and ``compare`` share."""
+        return dict(
+            fitter=self.fitter,
+            l_opt=self.l_opt,
+            delta=self.huber_delta,
+            r_range=self.r_range,
+            top_k=self.top_k,
+        )
 
 
 @dataclass

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from archsearch.law import (
     FitResult,
@@ -91,17 +90,6 @@ def throughput_stage(
     return trained
 
 
-def _fit_settings(cfg: StudyConfig) -> dict[str, Any]:
-    law = cfg.law
-    return dict(
-        fitter=law.fitter,
-        l_opt=law.l_opt,
-        delta=law.huber_delta,
-        r_range=law.r_range,
-        top_k=law.top_k,
-    )
-
-
 def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     """Fit the law on the sweep's records and write ``fit/`` (fit JSONs and per-row predictions).
 
@@ -110,7 +98,8 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     The largest budget's L_opt is its own best observed loss (the paper's practice, and what the
     progressive evaluation uses), so only the architecture factors are extrapolated.
     """
-    law, settings = cfg.law, _fit_settings(cfg)
+    law = cfg.law
+    settings = law.fit_settings()
     sweep_dir = cfg.out_dir / SWEEP_DIR
     every = from_records(sweep_dir)
     raw = every.filter_r(*law.r_range) if law.r_range else every
