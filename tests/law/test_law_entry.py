@@ -1,4 +1,4 @@
-"""The law library is pure, and ``python -m archsearch.fit`` writes a fit JSON and plots."""
+"""``python -m archsearch.fit`` writes a fit JSON and plots (purity: tests/test_layers.py)."""
 
 from __future__ import annotations
 
@@ -22,16 +22,6 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )
-
-
-def test_law_imports_no_torch_or_hydra():
-    code = (
-        "import sys, archsearch.law, archsearch.law.plots, archsearch.law.config; "
-        "bad = {'torch', 'hydra', 'omegaconf', 'matplotlib'} & set(sys.modules); "
-        "assert not bad, bad"
-    )
-    proc = run("-c", code)
-    assert proc.returncode == 0, proc.stderr
 
 
 def test_fit_entry_point_on_csv(tmp_path):
