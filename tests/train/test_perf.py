@@ -35,6 +35,7 @@ def _batch(rows: int = 8, length: int = 32) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def _grads(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter's gradient by name (``assert_close`` compares such dicts key by key)."""
     return {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
@@ -46,8 +47,7 @@ def test_chunked_cross_entropy_equals_the_full_one() -> None:
     torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     a.backward()
     b.backward()
-    for name, grad in _grads(full).items():
-        torch.testing.assert_close(grad, _grads(chunked)[name], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(_grads(full), _grads(chunked), rtol=1e-5, atol=1e-6)
 
 
 def test_activation_checkpointing_gives_the_same_gradients() -> None:
@@ -56,8 +56,7 @@ def test_activation_checkpointing_gives_the_same_gradients() -> None:
     recomputed.activation_checkpointing = True
     plain.loss(inputs, targets).backward()
     recomputed.loss(inputs, targets).backward()
-    for name, grad in _grads(plain).items():
-        torch.testing.assert_close(grad, _grads(recomputed)[name], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(_grads(plain), _grads(recomputed), rtol=1e-5, atol=1e-7)
 
 
 def test_gradient_accumulation_equals_one_big_batch() -> None:
@@ -66,8 +65,7 @@ def test_gradient_accumulation_equals_one_big_batch() -> None:
     big.loss(inputs, targets).backward()
     for micro_in, micro_t in zip(inputs.split(2), targets.split(2), strict=True):
         (accumulated.loss(micro_in, micro_t) / 4).backward()
-    for name, grad in _grads(big).items():
-        torch.testing.assert_close(grad, _grads(accumulated)[name], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(_grads(big), _grads(accumulated), rtol=1e-5, atol=1e-7)
     assert (
         micro_batches_per_step(TrainConfig(batch_size=2, seq_len=32, global_batch_tokens=256)) == 4
     )
@@ -85,8 +83,7 @@ def test_compiled_and_eager_models_give_the_same_loss() -> None:
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     a.backward()
     b.backward()
-    for name, grad in _grads(eager).items():
-        torch.testing.assert_close(grad, _grads(compiled)[name], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(_grads(eager), _grads(compiled), rtol=1e-4, atol=1e-5)
 
 
 def test_fp8_on_cpu_is_a_clear_error_not_a_silent_bf16_run() -> None:
