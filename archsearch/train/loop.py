@@ -77,7 +77,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
     torch.manual_seed(tcfg.seed)
     model = prepare_model(Transformer(arch.spec).to(device), perf, cfg.backend, device)
     optimizer = make_optimizer(model, cfg.optim, fused=bool(perf.fused_adamw))
-    step, elapsed_s = _restore(run_dir, model, optimizer)
+    step, elapsed_s, row = _restore(run_dir, model, optimizer)
     loss_fn = torch.compile(model.loss) if perf.compile else model.loss
     tracker = make_tracker(cfg.tracker, run_dir, resume_step=step)
     validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)
@@ -135,6 +135,7 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
                     "step": step,
                     "optimizer": optimizer.state_dict(),
                     "elapsed_s": elapsed_s + time.perf_counter() - started,
+                    "row": row,
                 },
             )
     bar.close()
@@ -195,14 +196,15 @@ def evaluate(
 
 def _restore(
     run_dir: Path, model: Transformer, optimizer: torch.optim.Optimizer
-) -> tuple[int, float]:
-    """Load the run directory's checkpoint if any; returns (step, elapsed seconds so far)."""
+) -> tuple[int, float, dict[str, float]]:
+    """Load the run directory's checkpoint if any; returns (step, elapsed seconds so far, the
+    metrics row of that step: the record's figures when the checkpoint is the last step's)."""
     state = load_checkpoint(run_dir)
     if state is None:
-        return 0, 0.0
+        return 0, 0.0, {}
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return state["step"], state["elapsed_s"]
+    return state["step"], state["elapsed_s"], state["row"]
 
 
 def make_record(

@@ -128,7 +128,7 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
     device = init_distributed(cfg, arch.spec, "cuda")
     try:
         model, optimizer = _build_training(arch.spec, cfg, device)
-        step, elapsed_s = _load_latest(run_dir, model, optimizer)
+        step, elapsed_s, row = _load_latest(run_dir, model, optimizer)
         is_rank0 = dist.get_rank() == 0
         tracker = make_tracker(cfg.tracker, run_dir, resume_step=step) if is_rank0 else None
         validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)
@@ -164,7 +164,7 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
                 tracker.log(row)
             if step % tcfg.ckpt_every_steps == 0 or step == total_steps:
                 now_s = elapsed_s + time.perf_counter() - started
-                _save(run_dir, model, optimizer, step, now_s)
+                _save(run_dir, model, optimizer, step, now_s, row)
         elapsed_s += time.perf_counter() - started
         record = make_record(
             cfg, arch, corpus, run_dir, total_steps * tokens_per_step, row, elapsed_s, device, speed
@@ -298,7 +298,9 @@ def _sharded_state(model: Any, optimizer: Any, is_loading: bool) -> dict[str, An
     }
 
 
-def _save(run_dir: Path, model: Any, optimizer: Any, step: int, elapsed_s: float) -> None:
+def _save(
+    run_dir: Path, model: Any, optimizer: Any, step: int, elapsed_s: float, row: dict[str, float]
+) -> None:
     """Write a ``dist_checkpointing`` folder, then point ``LATEST`` at it (atomic rename)."""
     import torch.distributed as dist
     from megatron.core import dist_checkpointing
@@ -310,7 +312,9 @@ def _save(run_dir: Path, model: Any, optimizer: Any, step: int, elapsed_s: float
         folder.mkdir(parents=True)
     dist.barrier()
     state = _sharded_state(model, optimizer, is_loading=False)
-    dist_checkpointing.save({**state, "step": step, "elapsed_s": elapsed_s}, str(folder))
+    dist_checkpointing.save(
+        {**state, "step": step, "elapsed_s": elapsed_s, "row": row}, str(folder)
+    )
     dist.barrier()
     if dist.get_rank() == 0:
         (root / "LATEST.tmp").write_text(folder.name)
@@ -320,16 +324,17 @@ def _save(run_dir: Path, model: Any, optimizer: Any, step: int, elapsed_s: float
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_latest(run_dir: Path, model: Any, optimizer: Any) -> tuple[int, float]:
-    """Resume from ``LATEST`` if there is one; returns (step, elapsed seconds so far)."""
+def _load_latest(run_dir: Path, model: Any, optimizer: Any) -> tuple[int, float, dict[str, float]]:
+    """Resume from ``LATEST`` if there is one; returns (step, elapsed seconds so far, that
+    step's metrics row), as ``loop._restore`` does."""
     from megatron.core import dist_checkpointing
     from megatron.core.utils import unwrap_model
 
     pointer = run_dir / CKPT_DIR / "LATEST"
     if not pointer.exists():
-        return 0, 0.0
+        return 0, 0.0, {}
     template = _sharded_state(model, optimizer, is_loading=True)
     state = dist_checkpointing.load(template, str(pointer.parent / pointer.read_text().strip()))
     unwrap_model(model).load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    return state["step"], state["elapsed_s"]
+    return state["step"], state["elapsed_s"], state["row"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -69,6 +70,23 @@ def test_finished_run_is_not_trained_again(debug_run: Path) -> None:
     again = train(_cfg(DEBUG), debug_run)
     assert (debug_run / "record.json").read_text() == before
     assert again.final_val_loss == read_record(debug_run).final_val_loss
+
+
+def test_run_killed_after_its_last_checkpoint_still_writes_its_record(
+    debug_run: Path, tmp_path: Path
+) -> None:
+    """A process that died between the final checkpoint and record.json: the rerun trains no
+    step and writes the same final figures from the checkpoint."""
+    shutil.copytree(debug_run, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "record.json").unlink()
+    record = train(_cfg(DEBUG), tmp_path)
+    original = read_record(debug_run)
+    assert (record.steps, record.final_val_loss, record.final_train_loss) == (
+        original.steps,
+        original.final_val_loss,
+        original.final_train_loss,
+    )
+    assert read_record(tmp_path).final_val_loss == original.final_val_loss
 
 
 def test_gradient_accumulation_run_matches_one_big_batch(debug_run: Path, tmp_path: Path) -> None:
