@@ -1,6 +1,13 @@
 """Run records: the schema, atomic read/write, scanning a sweep directory. Pure: no torch."""
 
-from archsearch.records.io import append_jsonl, read_jsonl, write_json_atomic, write_jsonl_atomic
+from archsearch.records.io import (
+    append_jsonl,
+    atomic_writer,
+    read_jsonl,
+    write_json_atomic,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 from archsearch.records.schema import (
     METRICS_FILE,
     RECORD_FILE,
@@ -31,10 +38,12 @@ __all__ = [
     "RecordError",
     "RunRecord",
     "append_jsonl",
+    "atomic_writer",
     "read_jsonl",
     "read_record",
     "scan_records",
     "write_json_atomic",
     "write_jsonl_atomic",
+    "write_text_atomic",
     "write_record",
 ]

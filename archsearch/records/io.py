@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class RecordError(ValueError):
@@ -40,31 +42,40 @@ def files_below(sweep_dir: str | Path, filename: str) -> list[Path]:
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of either."""
-    _write_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def write_jsonl_atomic(path: str | Path, rows: list[dict[str, Any]]) -> None:
     """Replace a JSONL file with ``rows``, atomically."""
-    _write_atomic(path, "".join(_line(row) for row in rows))
+    write_text_atomic(path, "".join(_line(row) for row in rows))
 
 
 def _line(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True) + "\n"
 
 
-def _write_atomic(path: str | Path, text: str) -> None:
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A file to write ``path`` through: a hidden temporary file beside it, flushed to disk and
+    renamed over ``path`` when the block ends; removed, leaving ``path`` untouched, on error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Replace ``path`` with ``text``: readers see the old file or the new one."""
+    with atomic_writer(path) as f:
+        f.write(text)
 
 
 def append_jsonl(path: str | Path, row: dict[str, Any]) -> None:

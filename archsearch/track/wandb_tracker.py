@@ -14,7 +14,6 @@ wandb is imported only inside the functions that need it; this module imports no
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import struct
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.config import TrackerConfig
-from archsearch.records import RECORD_FILE, read_jsonl
+from archsearch.records import RECORD_FILE, read_jsonl, write_text_atomic
 from archsearch.track import JsonlTracker
 
 RUN_ID_FILE = "wandb_run_id"
@@ -212,9 +211,7 @@ def _run_id(run_dir: Path) -> str:
     if path.exists():
         return path.read_text().strip()
     run_id = secrets.token_hex(6)  # wandb ids: lowercase letters and digits
-    tmp = path.with_name(f".{RUN_ID_FILE}.tmp")
-    tmp.write_text(run_id + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, run_id + "\n")
     return run_id
 
 

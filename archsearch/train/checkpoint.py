@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from archsearch.records import atomic_writer
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
     """Write ``state`` to ``run_dir/checkpoint.pt`` via a temporary file and an atomic rename."""
-    path = run_dir / CHECKPOINT_FILE
-    tmp = path.with_name(f".{CHECKPOINT_FILE}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(run_dir / CHECKPOINT_FILE, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(run_dir: Path) -> dict[str, Any] | None:

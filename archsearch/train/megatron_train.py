@@ -20,7 +20,7 @@ from archsearch.arch import ArchSpec, steps_for, train_flops_per_token
 from archsearch.config import ResolvedArch, RunConfig
 from archsearch.data import Corpus
 from archsearch.data.batches import eval_batches, train_batch
-from archsearch.records import RunRecord, write_record
+from archsearch.records import RunRecord, write_record, write_text_atomic
 from archsearch.track import make_tracker
 from archsearch.train.megatron_backend import build_gpt_model, forward
 from archsearch.train.schedule import lr_at
@@ -317,8 +317,7 @@ def _save(
     )
     dist.barrier()
     if dist.get_rank() == 0:
-        (root / "LATEST.tmp").write_text(folder.name)
-        os.replace(root / "LATEST.tmp", root / "LATEST")
+        write_text_atomic(root / "LATEST", folder.name)
         for old in root.glob("step_*"):
             if old != folder:
                 shutil.rmtree(old, ignore_errors=True)
