@@ -52,6 +52,14 @@ class BudgetConfig:
     train_tokens: int | None = None
     n_params_tolerance: float = 0.05
 
+    def train_tokens_at(self, n_params: int) -> int:
+        """D at N = ``n_params``: ``train_tokens`` if set, else ``tokens_per_param`` x N."""
+        if self.train_tokens is not None:
+            return self.train_tokens
+        if self.tokens_per_param is None:
+            raise ArchError("set budget.train_tokens or budget.tokens_per_param")
+        return train_tokens_for(n_params, self.tokens_per_param)
+
 
 @dataclass
 class DataConfig:
@@ -250,10 +258,4 @@ def resolve_arch(model: ModelConfig, budget: BudgetConfig, vocab_size: int) -> R
         spec = replace(spec, rope_theta=model.rope_theta)
         n_params = non_embedding_params(spec)
     budget_n = budget.n_params if budget.n_params is not None else n_params
-    if budget.train_tokens is not None:
-        tokens = budget.train_tokens
-    elif budget.tokens_per_param is not None:
-        tokens = train_tokens_for(budget_n, budget.tokens_per_param)
-    else:
-        raise ArchError("set budget.train_tokens or budget.tokens_per_param")
-    return ResolvedArch(spec, budget_n, tokens)
+    return ResolvedArch(spec, budget_n, budget.train_tokens_at(budget_n))

@@ -21,7 +21,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from archsearch import cli
-from archsearch.arch import ArchSpec, train_tokens_for
+from archsearch.arch import ArchSpec
 from archsearch.config import BudgetConfig, ModelConfig, resolve_arch
 from archsearch.law import read_fit
 from archsearch.records import scan_records, scan_throughput_records, write_json_atomic
@@ -61,11 +61,7 @@ def budget_tokens(budget: BudgetConfig) -> tuple[int, int]:
     """(N, D) of a budget preset."""
     if budget.n_params is None:
         raise ValueError("the search needs budget.n_params (choose a budget preset)")
-    if budget.train_tokens is not None:
-        return budget.n_params, budget.train_tokens
-    if budget.tokens_per_param is None:
-        raise ValueError("set budget.train_tokens or budget.tokens_per_param")
-    return budget.n_params, train_tokens_for(budget.n_params, budget.tokens_per_param)
+    return budget.n_params, budget.train_tokens_at(budget.n_params)
 
 
 def load_target(cfg: SearchRunConfig) -> ArchSpec | float | None:

@@ -21,7 +21,7 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from archsearch.arch import train_tokens_for
+from archsearch.config import BudgetConfig
 from archsearch.law import write_fit
 from archsearch.records import RunRecord, write_json_atomic
 from archsearch.search import Proposal, SearchState, propose, update
@@ -116,7 +116,8 @@ class ArchsearchSweeperImpl:
         if budget.n_params is None:
             raise SweepError("hydra/sweeper=archsearch needs a budget with n_params (N) set")
         n_params = int(budget.n_params)
-        tokens = budget.train_tokens or train_tokens_for(n_params, budget.tokens_per_param)
+        budget_cfg = BudgetConfig(**OmegaConf.to_container(budget, resolve=True))
+        tokens = budget_cfg.train_tokens_at(n_params)
         extra = OmegaConf.to_container(OmegaConf.create(dict(self.conf.search)), resolve=True)
         return SearchState(
             n_params=n_params,
