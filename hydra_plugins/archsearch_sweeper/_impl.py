@@ -22,8 +22,8 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from archsearch.config import BudgetConfig
-from archsearch.law import write_fit
-from archsearch.records import RunRecord, write_json_atomic
+from archsearch.law import FitResult, write_fit
+from archsearch.records import RunRecord, write_json_atomic, write_text_atomic
 from archsearch.search import Proposal, SearchState, propose, update
 from hydra_plugins.archsearch_sweeper.config import ArchsearchSweeperConf
 
@@ -73,7 +73,7 @@ class ArchsearchSweeperImpl:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         progress = self._load(sweep_dir)
         returns: list[JobReturn] = []
-        while progress.stop_reason is None:
+        while True:
             state = SearchState.from_dict(progress.search)
             progress.stop_reason = self._stop_before(state, progress)
             if progress.stop_reason:
@@ -91,9 +91,9 @@ class ArchsearchSweeperImpl:
             progress.job_idx += len(batch)
             progress.trained_tokens += sum(r.train_tokens for r in records)
             progress.search = new_state.to_dict()
-            progress.rounds.append(_round_summary(new_state, proposals, records))
-            _write_round(sweep_dir, new_state, proposals, records)
-            progress.stop_reason = self._converged(progress)
+            law = new_state.law()
+            progress.rounds.append(_round_summary(new_state, law, proposals, records))
+            _write_round(sweep_dir, new_state, law, proposals, records)
             write_json_atomic(sweep_dir / STATE_FILE, asdict(progress))
         log.info("sweep stopped: %s", progress.stop_reason)
         write_json_atomic(sweep_dir / STATE_FILE, asdict(progress))
@@ -105,9 +105,7 @@ class ArchsearchSweeperImpl:
         if path.exists():
             progress = SweepProgress(**json.loads(path.read_text()))
             log.info("resuming sweep after round %d", len(progress.rounds))
-            if progress.stop_reason and len(progress.rounds) < self.conf.max_rounds:
-                progress.stop_reason = None  # e.g. max_rounds was raised on the command line
-            return progress
+            return progress  # whether to stop is decided again under this command's settings
         return SweepProgress(search=self._initial_state().to_dict())
 
     def _initial_state(self) -> SearchState:
@@ -133,6 +131,10 @@ class ArchsearchSweeperImpl:
         )
 
     def _stop_before(self, state: SearchState, progress: SweepProgress) -> str | None:
+        """Why the sweep stops before another round (None: run it), from the saved rounds."""
+        converged = self._converged(progress)
+        if converged:
+            return converged
         if len(progress.rounds) >= self.conf.max_rounds:
             return f"reached max_rounds={self.conf.max_rounds}"
         next_tokens = self.conf.jobs_per_round * state.train_tokens
@@ -172,9 +174,11 @@ class ArchsearchSweeperImpl:
 
 
 def _round_summary(
-    state: SearchState, proposals: list[Proposal], records: list[RunRecord]
+    state: SearchState,
+    law: FitResult | None,
+    proposals: list[Proposal],
+    records: list[RunRecord],
 ) -> dict[str, Any]:
-    law = state.law()
     optimum = law.optimum if law is not None and law.optimum else None
     valid = optimum and all(optimum.get(k, 0) > 0 for k in ("x", "r"))
     return {
@@ -186,7 +190,11 @@ def _round_summary(
 
 
 def _write_round(
-    sweep_dir: Path, state: SearchState, proposals: list[Proposal], records: list[RunRecord]
+    sweep_dir: Path,
+    state: SearchState,
+    law: FitResult | None,
+    proposals: list[Proposal],
+    records: list[RunRecord],
 ) -> None:
     """``rounds/round_NN/``: the proposals, their losses, and the law refitted after them."""
     out = sweep_dir / "rounds" / f"round_{state.round:02d}"
@@ -205,8 +213,7 @@ def _write_round(
             f"| {p.name} | {p.x:.4f} | {p.r:.3f} | {p.gqa_group} | {p.reason} | "
             f"{predicted} | {achieved} |"
         )
-    law = state.law()
     if law is not None:
         write_fit(out / "fit.json", law)
         lines += ["", f"Law refitted on {len(state.observations)} runs: optimum {law.optimum}."]
-    (out / "report.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "report.md", "\n".join(lines) + "\n")

@@ -84,3 +84,13 @@ def test_sweep_overrides_are_refused_with_a_clear_error(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "proposes the shapes itself" in done.stderr
+
+
+def test_converged_sweep_run_again_launches_nothing(tmp_path: Path) -> None:
+    settings = ["hydra.sweeper.max_rounds=5", "hydra.sweeper.jobs_per_round=8"]
+    first = _sweep(tmp_path, *settings, "hydra.sweeper.tolerance=1.0")
+    assert len(first["rounds"]) == 2 and first["stop_reason"].startswith("optimum moved")
+    jobs = sorted(tmp_path.glob("*/.hydra"))
+    again = _sweep(tmp_path, *settings, "hydra.sweeper.tolerance=1.0")
+    assert again["rounds"] == first["rounds"] and again["stop_reason"] == first["stop_reason"]
+    assert sorted(tmp_path.glob("*/.hydra")) == jobs
