@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from archsearch.law.data import LawData, best_observed
-from archsearch.law.fit import PAPER_R_RANGE, fit_law
+from archsearch.law.data import LawData
+from archsearch.law.fit import PAPER_R_RANGE, filter_r_for, fit_law, make_l_opt
 from archsearch.law.forms import get_form
-from archsearch.law.result import LOpt
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ def _score(
     test_rows = data.select(data.scale == test)
     result = fit_law(train_rows, form, **fit_kwargs)
     if "l_opt" in law.columns and result.l_opt.kind == "best_observed":
-        own_best = LOpt("best_observed", table=best_observed(test_rows))
+        own_best = make_l_opt(test_rows, "best_observed")
         test_rows = test_rows.with_l_opt(own_best(test_rows))
     pred = result.predict_data(test_rows)
     obs = test_rows.loss
@@ -69,10 +68,6 @@ def _score(
     )
 
 
-def _filtered(data: LawData, form: str, r_range: tuple[float, float] | None) -> LawData:
-    return data.filter_r(*r_range) if (get_form(form).uses_r and r_range) else data
-
-
 def progressive(data: LawData, form: str, **fit_kwargs: Any) -> list[Step]:
     """Fit on scales ``[0, k)`` and predict scale ``k`` for every k >= 1 (scales by median N).
 
@@ -81,7 +76,7 @@ def progressive(data: LawData, form: str, **fit_kwargs: Any) -> list[Step]:
         form: law form name.
         **fit_kwargs: passed to ``fit_law`` (fitter, l_opt, r_range, ...).
     """
-    data = _filtered(data, form, fit_kwargs.get("r_range", PAPER_R_RANGE))
+    data = filter_r_for(data, get_form(form), fit_kwargs.get("r_range", PAPER_R_RANGE))
     scales = data.scales()
     return [
         _score(data, form, "progressive", scales[:k], scales[k], fit_kwargs)
@@ -91,7 +86,7 @@ def progressive(data: LawData, form: str, **fit_kwargs: Any) -> list[Step]:
 
 def leave_one_scale_out(data: LawData, form: str, **fit_kwargs: Any) -> list[Step]:
     """Fit on every scale but one and predict that one, for each scale."""
-    data = _filtered(data, form, fit_kwargs.get("r_range", PAPER_R_RANGE))
+    data = filter_r_for(data, get_form(form), fit_kwargs.get("r_range", PAPER_R_RANGE))
     scales = data.scales()
     return [
         _score(data, form, "loso", [s for s in scales if s != test], test, fit_kwargs)

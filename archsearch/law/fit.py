@@ -34,6 +34,12 @@ def make_l_opt(data: LawData, kind: str, fitter: str = "lm", delta: float = 1e-3
     raise ValueError(f"l_opt must be 'best_observed', 'chinchilla' or an LOpt, got {kind!r}")
 
 
+def filter_r_for(data: LawData, form: LawForm, r_range: tuple[float, float] | None) -> LawData:
+    """Keep ``r_min <= r <= r_max`` when the form uses r and a range is given (the paper's
+    0.5 <= r <= 5 by default); otherwise every row."""
+    return data.filter_r(*r_range) if form.uses_r and r_range is not None else data
+
+
 def prepare(
     data: LawData,
     form: LawForm,
@@ -43,8 +49,7 @@ def prepare(
     delta: float = 1e-3,
 ) -> tuple[LawData, LOpt | None]:
     """Apply the r filter (forms that use r) and attach L_opt (forms that use it)."""
-    if form.uses_r and r_range is not None:
-        data = data.filter_r(*r_range)
+    data = filter_r_for(data, form, r_range)
     if "l_opt" not in form.columns:
         return data, None
     model = l_opt if isinstance(l_opt, LOpt) else make_l_opt(data, l_opt, fitter, delta)

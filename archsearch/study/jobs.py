@@ -28,15 +28,12 @@ class Job:
 
     Attributes:
         name: unique within the study (also the run directory's name and the model's name).
-        role: ``"sweep"``, or a final role: ``"baseline"``, ``"loss_optimal"``, ``"throughput"``.
-        n_params: the budget's N; ``request``: the (x, r, g) asked for (empty for given shapes).
+        n_params: the budget's N.
         run: the full training config; ``run_dir``: where its records go.
     """
 
     name: str
-    role: str
     n_params: int
-    request: dict[str, float]
     run: RunConfig
     run_dir: Path
 
@@ -52,7 +49,7 @@ def _budget(cfg: StudyConfig, n_params: int) -> BudgetConfig:
 
 
 def knob_job(
-    cfg: StudyConfig, role: str, name: str, n_params: int, x: float, r: float, g: int, root: Path
+    cfg: StudyConfig, name: str, n_params: int, x: float, r: float, g: int, root: Path
 ) -> Job:
     """A job whose shape is derived from the budget through the paper's knobs (x, r, g)."""
     model = replace(
@@ -67,14 +64,18 @@ def knob_job(
         n_kv_heads=None,
     )
     run = replace(cfg.run, model=model, budget=_budget(cfg, n_params), name=name)
-    return Job(name, role, n_params, {"x": x, "r": r, "g": g}, run, root / name)
+    return Job(name, n_params, run, root / name)
 
 
-def spec_job(cfg: StudyConfig, role: str, name: str, spec: ArchSpec, n_params: int) -> Job:
+def model_config(spec: ArchSpec, name: str) -> ModelConfig:
+    """The explicit model config of a shape (``search.model_fields`` and its RoPE base)."""
+    return ModelConfig(**{**model_fields(spec), "name": name}, rope_theta=spec.rope_theta)
+
+
+def spec_job(cfg: StudyConfig, name: str, spec: ArchSpec, n_params: int) -> Job:
     """A job that trains a given shape (a search pick) at budget ``n_params``."""
-    model = ModelConfig(**{**model_fields(spec), "name": name}, rope_theta=spec.rope_theta)
-    run = replace(cfg.run, model=model, budget=_budget(cfg, n_params), name=name)
-    return Job(name, role, n_params, {}, run, cfg.out_dir / FINAL_DIR / name)
+    run = replace(cfg.run, model=model_config(spec, name), budget=_budget(cfg, n_params), name=name)
+    return Job(name, n_params, run, cfg.out_dir / FINAL_DIR / name)
 
 
 def sweep_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
@@ -92,7 +93,7 @@ def sweep_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
         seen: dict[ArchSpec, str] = {}
         for x, r, g in dict.fromkeys(points):
             name = f"n{n_params}_x{x:g}_r{r:g}_g{g}"
-            job = knob_job(cfg, "sweep", name, n_params, x, r, g, cfg.out_dir / SWEEP_DIR)
+            job = knob_job(cfg, name, n_params, x, r, g, cfg.out_dir / SWEEP_DIR)
             try:
                 spec = replace(job.spec(), name="")
             except ArchError as e:
@@ -130,25 +131,37 @@ def train_job(job: Job) -> RunRecord:
     return record
 
 
-def throughput_config(cfg: StudyConfig, spec: ArchSpec, run_dir: Path) -> ThroughputRunConfig:
-    """The decode benchmark of a trained shape, written beside its ``record.json``."""
-    model = spec_job(cfg, "", spec.name, spec, 0).run.model
-    return ThroughputRunConfig(
-        model=model,
+def measure(
+    cfg: StudyConfig, spec: ArchSpec, out_dir: Path, batch_sizes: list[int] | None = None
+) -> ThroughputRecord:
+    """Decode throughput of ``spec`` under the study's protocol (``batch_sizes`` replacing its
+    batch sizes), written to ``out_dir/throughput.json``; a finished measurement is read back.
+
+    Raises:
+        ValueError: when ``out_dir`` holds a measurement taken under another protocol (the
+            study's throughput settings changed under the same name).
+    """
+    protocol = cfg.throughput
+    if batch_sizes is not None:
+        protocol = replace(protocol, batch_sizes=batch_sizes)
+    if (out_dir / THROUGHPUT_FILE).exists():
+        record = read_throughput_record(out_dir)
+        if record.config.get("throughput") != asdict(protocol):
+            raise ValueError(
+                f"{out_dir} holds a throughput measurement with different throughput settings: "
+                "the study's config changed; give it a new name= (or delete that file) to "
+                "measure again"
+            )
+        return record
+    from archsearch.throughput.runner import run_throughput
+
+    tcfg = ThroughputRunConfig(
+        model=model_config(spec, spec.name),
         budget=BudgetConfig(name="own", n_params=None),
-        throughput=cfg.throughput,
-        run_dir=str(run_dir),
+        throughput=protocol,
+        run_dir=str(out_dir),
         vocab_size=spec.vocab_size,
         device=cfg.run.train.device,
         name=f"{spec.name}_throughput",
     )
-
-
-def measure_job(cfg: StudyConfig, job: Job, record: RunRecord) -> ThroughputRecord:
-    """Measure the trained shape's decode throughput (or read the finished measurement)."""
-    if (job.run_dir / THROUGHPUT_FILE).exists():
-        return read_throughput_record(job.run_dir)
-    from archsearch.throughput.runner import run_throughput
-
-    spec = ArchSpec.from_dict(record.arch)
-    return run_throughput(throughput_config(cfg, spec, job.run_dir), job.run_dir)
+    return run_throughput(tcfg, out_dir)

@@ -9,12 +9,10 @@ is the law's prediction for the LLaMA-3.2-shaped baseline at the same budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 from archsearch.arch import ArchSpec, train_tokens_for
 from archsearch.records import THROUGHPUT_FILE, RunRecord, write_json_atomic
-from archsearch.records.throughput import read_throughput_record
 from archsearch.search import (
     DecodeSetting,
     SearchResult,
@@ -27,7 +25,7 @@ from archsearch.search import (
     spec_key,
 )
 from archsearch.study.config import StudyConfig
-from archsearch.study.jobs import FINAL_DIR, Job, knob_job, spec_job, throughput_config
+from archsearch.study.jobs import FINAL_DIR, Job, knob_job, measure, spec_job
 from archsearch.study.pipeline import Fits, Log
 from archsearch.throughput.hardware import HardwareProfile
 
@@ -41,14 +39,13 @@ class Picks:
     """The search's outcome and the jobs that train its picks and the baseline.
 
     Attributes:
-        result: Algorithm 1's result; ``path``: its JSON.
+        result: Algorithm 1's result.
         jobs: one job per distinct shape, in ``ROLES`` order; ``roles``: job name -> the roles
             its shape fills (a pick may coincide with another).
         notes: what could not be picked, and why.
     """
 
     result: SearchResult
-    path: Path
     jobs: list[Job]
     roles: dict[str, list[str]]
     notes: list[str]
@@ -59,7 +56,6 @@ def baseline_job(cfg: StudyConfig) -> Job:
     b = cfg.baseline
     return knob_job(
         cfg,
-        "baseline",
         b.name,
         cfg.target_n_params,
         b.d_over_sqrt_n,
@@ -67,19 +63,6 @@ def baseline_job(cfg: StudyConfig) -> Job:
         b.gqa_group,
         cfg.out_dir / FINAL_DIR,
     )
-
-
-def _measure(cfg: StudyConfig, spec: ArchSpec, log: Log, i: int, n: int) -> None:
-    """Measure one candidate at the search batch size unless already measured."""
-    out = cfg.out_dir / SEARCH_DIR / "throughput" / spec.name
-    if (out / THROUGHPUT_FILE).exists():
-        return
-    from archsearch.throughput.runner import run_throughput
-
-    log(f"[search throughput {i}/{n}] {spec.name}")
-    tcfg = throughput_config(cfg, spec, out)
-    protocol = replace(tcfg.throughput, batch_sizes=[cfg.search.batch_size])
-    run_throughput(replace(tcfg, throughput=protocol), out)
 
 
 def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], log: Log) -> Picks:
@@ -106,15 +89,19 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
     )
     log(f"[search] {len(space.candidates)} candidates at N={n:,} ({space.n_infeasible} infeasible)")
     shapes = [c.spec for c in space.candidates] + [base_spec]
+    records = []
     for i, spec in enumerate(shapes, 1):
-        _measure(cfg, spec, log, i, len(shapes))
-    records = [read_throughput_record(p) for p in (cfg.out_dir / SEARCH_DIR).rglob(THROUGHPUT_FILE)]
+        out = cfg.out_dir / SEARCH_DIR / "throughput" / spec.name
+        if not (out / THROUGHPUT_FILE).exists():
+            log(f"[search throughput {i}/{len(shapes)}] {spec.name}")
+        records.append(measure(cfg, spec, out, [s.batch_size]))
+    profile, dtype = _profile(cfg, base_spec)
     setting = DecodeSetting(
-        profile=_profile(cfg),
+        profile=profile,
         batch_size=s.batch_size,
         prompt_tokens=cfg.throughput.prompt_tokens,
         new_tokens=cfg.throughput.new_tokens,
-        dtype=records[0].dtype,
+        dtype=dtype,
     )
     result = search(
         fits.extrapolation,
@@ -131,22 +118,27 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
     path = cfg.out_dir / SEARCH_DIR / SEARCH_FILE
     target = result.target.scored if result.target else None
     write_json_atomic(path, {**result.to_dict(), "target_scored": target and target.to_dict()})
-    return _picks(cfg, result, path, base)
+    return _picks(cfg, result, base, base_spec)
 
 
-def _profile(cfg: StudyConfig) -> HardwareProfile:
-    """This CPU's roofline profile (for the search's memory check and any unmeasured shape)."""
-    import torch
+def _profile(cfg: StudyConfig, spec: ArchSpec) -> tuple[HardwareProfile, str]:
+    """The roofline profile and dtype of the device the throughput is measured on (for the
+    search's memory check and any unmeasured shape), resolved as ``run_throughput`` does."""
+    from archsearch.throughput.decode import resolve_device, resolve_dtype, resolve_step_mode
+    from archsearch.throughput.runner import resolve_profile
 
-    from archsearch.throughput.probe import measure_profile
+    device = resolve_device(cfg.run.train.device)
+    dtype = resolve_dtype(cfg.throughput.dtype, device)
+    mode = resolve_step_mode(cfg.throughput.compile, device)
+    profile = resolve_profile("auto", device, dtype, spec, mode)
+    assert profile is not None  # "auto" always gives a profile
+    return profile, dtype
 
-    return measure_profile(torch.device("cpu"), "fp32", cfg.run.model.n_layers)
 
-
-def _picks(cfg: StudyConfig, result: SearchResult, path: Path, base: Job) -> Picks:
+def _picks(cfg: StudyConfig, result: SearchResult, base: Job, base_spec: ArchSpec) -> Picks:
     """Final jobs: baseline, loss-optimal pick and throughput pick, one per distinct shape."""
     notes = list(result.notes)
-    chosen = {"baseline": base.spec(), "loss_optimal": result.panda.candidate.spec}
+    chosen = {"baseline": base_spec, "loss_optimal": result.panda.candidate.spec}
     if result.best is not None:
         chosen["throughput"] = result.gqa.chosen.spec
     else:
@@ -157,9 +149,7 @@ def _picks(cfg: StudyConfig, result: SearchResult, path: Path, base: Job) -> Pic
         key = spec_key(spec)
         if key not in jobs:
             name = f"{role}_{spec.name}"
-            job = (
-                base if role == "baseline" else spec_job(cfg, role, name, spec, cfg.target_n_params)
-            )
+            job = base if role == "baseline" else spec_job(cfg, name, spec, cfg.target_n_params)
             jobs[key] = job
         roles.setdefault(jobs[key].name, []).append(role)
-    return Picks(result, path, list(jobs.values()), roles, notes)
+    return Picks(result, list(jobs.values()), roles, notes)

@@ -18,20 +18,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from archsearch.arch import ArchSpec
 from archsearch.law import (
     FitResult,
     LawData,
-    LOpt,
-    best_observed,
     fit_law,
     from_records,
+    get_form,
+    make_l_opt,
     progressive,
     write_fit,
 )
 from archsearch.law.evaluate import Step, to_rows
+from archsearch.law.fit import filter_r_for
 from archsearch.records import RECORD_FILE, RunRecord, ThroughputRecord, write_json_atomic
 from archsearch.study.config import StudyConfig
-from archsearch.study.jobs import SWEEP_DIR, Job, measure_job, train_job
+from archsearch.study.jobs import SWEEP_DIR, Job, measure, train_job
 
 Log = Callable[[str], None]
 FIT_DIR = "fit"
@@ -86,7 +88,8 @@ def throughput_stage(
     trained = []
     for i, (job, record) in enumerate(zip(jobs, records, strict=True), 1):
         log(f"[{stage} throughput {i}/{len(jobs)}] {job.name}")
-        trained.append(Trained(job, record, measure_job(cfg, job, record)))
+        spec = ArchSpec.from_dict(record.arch)
+        trained.append(Trained(job, record, measure(cfg, spec, job.run_dir)))
     return trained
 
 
@@ -102,9 +105,9 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     settings = law.fit_settings()
     sweep_dir = cfg.out_dir / SWEEP_DIR
     every = from_records(sweep_dir)
-    raw = every.filter_r(*law.r_range) if law.r_range else every
+    raw = filter_r_for(every, get_form(law.form), law.r_range)
     excluded = sorted(set(every.run_id) - set(raw.run_id))
-    data = raw.with_l_opt(LOpt("best_observed", table=best_observed(raw))(raw))
+    data = raw.with_l_opt(make_l_opt(raw, "best_observed")(raw))
     target = data.scales()[-1]
     log(f"[fit] {len(data)} runs at budgets {', '.join(data.scales())}; held out: {target}")
     steps = progressive(raw, law.form, **settings)

@@ -13,9 +13,13 @@ from typing import Any
 
 import pytest
 
+from archsearch.arch import ArchSpec
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, read_record
 from archsearch.records.throughput import read_throughput_record
+from archsearch.study.config import StudyConfig
+from archsearch.study.jobs import measure
 from archsearch.study.report import SECTIONS
+from archsearch.throughput.config import DecodeConfig
 
 FIGURES = ("u_curves.png", "predicted_vs_observed.png", "pareto.png", "throughput_vs_batch.png")
 
@@ -165,3 +169,12 @@ def test_second_run_skips_every_finished_job(study: dict[str, Any]) -> None:
     assert "(done, skipped)" in study["second_log"]
     assert "[search throughput" not in study["second_log"]
     assert study["second_s"] < study["first_s"] / 2
+
+
+def test_measurement_under_another_protocol_is_refused(study: dict[str, Any]) -> None:
+    run_dir = sorted((study["out"] / "sweep").iterdir())[0]
+    before = (run_dir / THROUGHPUT_FILE).read_text()
+    spec = ArchSpec.from_dict(read_record(run_dir).arch)
+    with pytest.raises(ValueError, match="different throughput settings"):
+        measure(StudyConfig(throughput=DecodeConfig(batch_sizes=[1, 32])), spec, run_dir)
+    assert (run_dir / THROUGHPUT_FILE).read_text() == before
