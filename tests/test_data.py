@@ -88,3 +88,10 @@ def test_jsonl_without_the_text_field_names_the_line(tmp_path: Path) -> None:
     cfg = DataConfig(source="files", paths=[str(path)], cache_dir=str(tmp_path))
     with pytest.raises(DataError, match=r"x.jsonl:2: .*data.text_field"):
         prepare(cfg)
+
+
+def test_corpus_takes_its_name_from_the_config_not_the_shared_cache() -> None:
+    first = prepare(DataConfig(name="alpha"))
+    second = prepare(DataConfig(name="beta"))
+    assert first.path == second.path  # same text and settings: one cache
+    assert (first.name, second.name) == ("alpha", "beta")

@@ -18,10 +18,9 @@ def steps_for(train_tokens: int, tokens_per_step: int) -> int:
     """Optimizer steps that spend ``train_tokens`` (rounded up, so D is never undershot)."""
     if tokens_per_step <= 0:
         raise ArchError(f"tokens per step must be > 0, got {tokens_per_step}")
-    steps = math.ceil(train_tokens / tokens_per_step)
-    if steps < 1:
+    if train_tokens <= 0:
         raise ArchError(
-            f"budget of {train_tokens:,} tokens is below one step of {tokens_per_step:,} tokens: "
-            "raise budget.tokens_per_param or lower train.batch_size / train.seq_len"
+            f"the budget gives {train_tokens:,} training tokens: set budget.train_tokens or "
+            "budget.tokens_per_param above 0"
         )
-    return steps
+    return math.ceil(train_tokens / tokens_per_step)

@@ -52,8 +52,10 @@ def _build(cfg: DataConfig, folder: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     docs = list(iter_documents(cfg))
-    val_docs = [d for d in docs if is_validation(d, cfg.val_fraction)]
-    train_docs = [d for d in docs if not is_validation(d, cfg.val_fraction)]
+    splits: dict[bool, list[str]] = {True: [], False: []}
+    for doc in docs:
+        splits[is_validation(doc, cfg.val_fraction)].append(doc)
+    val_docs, train_docs = splits[True], splits[False]
     if not train_docs or not val_docs:
         raise DataError(
             f"{len(docs)} documents give {len(train_docs)} train / {len(val_docs)} validation: "
@@ -73,18 +75,18 @@ def _build(cfg: DataConfig, folder: Path) -> None:
     eos = tokenizer.token_to_id(EOS)
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 2**16 else np.uint32
     stats: dict[str, int | float] = {}
+    tokens: dict[str, np.ndarray] = {}
     for split, split_docs in (("train", train_docs), ("val", val_docs)):
         ids = [i for enc in tokenizer.encode_batch(split_docs) for i in (*enc.ids, eos)]
-        np.asarray(ids, dtype=dtype).tofile(folder / f"{split}.bin")
+        tokens[split] = np.asarray(ids, dtype=dtype)
+        tokens[split].tofile(folder / f"{split}.bin")
         stats[f"{split}_tokens"] = len(ids)
         stats[f"{split}_documents"] = len(split_docs)
-    train = np.fromfile(folder / "train.bin", dtype=dtype)
     meta = {
         **stats,
         "vocab_size": tokenizer.get_vocab_size(),
         "dtype": np.dtype(dtype).name,
-        "unigram_entropy": unigram_entropy(train, tokenizer.get_vocab_size()),
-        "name": cfg.name,
+        "unigram_entropy": unigram_entropy(tokens["train"], tokenizer.get_vocab_size()),
     }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2))
 
@@ -112,7 +114,8 @@ def prepare(cfg: DataConfig) -> Corpus:
         np.memmap(folder / f"{split}.bin", dtype=meta["dtype"], mode="r")
         for split in ("train", "val")
     )
-    return Corpus(folder, train, val, meta["vocab_size"], meta["unigram_entropy"], meta["name"])
+    # the name is the config's, not the cache's: configs naming the same text share one cache
+    return Corpus(folder, train, val, meta["vocab_size"], meta["unigram_entropy"], cfg.name)
 
 
 def load_tokenizer(corpus: Corpus):  # noqa: ANN201 (tokenizers is imported lazily)

@@ -87,3 +87,5 @@ def test_budget_helpers() -> None:
     assert steps_for(10_000, 4096) == 3  # rounded up: D is never undershot
     with pytest.raises(ArchError, match="tokens_per_param"):
         train_tokens_for(10, 0)
+    with pytest.raises(ArchError, match="gives 0 training tokens: set budget.train_tokens"):
+        steps_for(0, 4096)
