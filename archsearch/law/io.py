@@ -5,7 +5,6 @@ A fit JSON holds ``{"schema_version", "fit": FitResult.to_dict(), "evaluation": 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from archsearch.law.result import FitResult
 from archsearch.records import write_json_atomic
+from archsearch.records.io import read_json_in
 
 FIT_FILE = "fit.json"
 FIT_SCHEMA_VERSION = 1
@@ -49,11 +49,11 @@ def write_fit(
 
 def read_fit(path: str | Path) -> FitResult:
     """Load the FitResult from a fit JSON (or a directory holding ``fit.json``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FIT_FILE
-    payload = json.loads(path.read_text())
-    return FitResult.from_dict(_restore_nan(payload["fit"]))
+    _, payload = read_json_in(path, FIT_FILE)
+    fit = _restore_nan(payload["fit"])
+    for key in ("optimum", "metrics"):  # NaN (e.g. no interior optimum) was written as null
+        fit[key] = {k: float("nan") if v is None else v for k, v in fit[key].items()}
+    return FitResult.from_dict(fit)
 
 
 def _restore_nan(value: Any) -> Any:

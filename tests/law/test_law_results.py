@@ -61,3 +61,12 @@ def test_progressive_and_leave_one_scale_out_table():
     assert len(table) == 3 * (2 + 3)
     text = format_table(table)
     assert "loso" in text and "joint" in text
+
+
+def test_missing_optimum_reads_back_as_nan(tmp_path):
+    """No interior optimum in x (a1 < 0) is NaN in memory, null in JSON and NaN again on read."""
+    params = {"a0": 1.0, "a1": -0.01, "a2": 0.003, "b1": 0.016, "b2": 0.017}
+    result = FitResult.from_params("multiplicative", params, l_opt=2.5)
+    assert np.isnan(result.optimum["x"]) and result.optimum["r"] > 0
+    again = read_fit(write_fit(tmp_path, result))
+    assert np.isnan(again.optimum["x"]) and again.optimum["r"] == result.optimum["r"]
