@@ -36,6 +36,11 @@ def load(cfg: FitConfig, rows: dict[str, str] | None = None) -> LawData:
         raise ValueError("give the data: input=<sweep dir or csv>")
     if path.suffix == ".csv":
         return from_csv(path, cfg.columns.mapping(), {**cfg.where, **(rows or {})})
+    if cfg.where or cfg.fit_rows:
+        raise ValueError(
+            "where / fit_rows filter CSV columns; a sweep directory of records is used whole: "
+            "drop them, or export the records to a CSV"
+        )
     return from_records(path, cfg.loss_field)
 
 

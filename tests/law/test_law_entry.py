@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from law_helpers import MORPH_CSV, sweep
 
+from archsearch.fit import load
 from archsearch.law import from_records, read_fit
+from archsearch.law.config import FitConfig
 from archsearch.records import RunRecord, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,3 +85,10 @@ def test_fit_entry_point_on_records_with_evaluation(tmp_path):
     assert payload["fit"]["l_opt"]["kind"] == "best_observed"
     assert {row["form"] for row in payload["evaluation"]} == {"multiplicative", "additive", "joint"}
     assert (out / "u_curves.png").stat().st_size > 0
+
+
+def test_row_filters_on_a_records_directory_are_refused(tmp_path):
+    write_sweep(tmp_path)
+    assert len(load(FitConfig(input=str(tmp_path)))) > 0
+    with pytest.raises(ValueError, match="filter CSV columns"):
+        load(FitConfig(input=str(tmp_path), fit_rows={"used_in_paper_fit": "True"}))
