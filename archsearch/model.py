@@ -68,7 +68,7 @@ class Attention(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.head_dim
-        self.group = spec.n_heads // spec.n_kv_heads
+        self.group = spec.gqa_group
         self.wq = nn.Linear(spec.d_model, spec.n_heads * spec.head_dim, bias=False)
         self.wk = nn.Linear(spec.d_model, spec.n_kv_heads * spec.head_dim, bias=False)
         self.wv = nn.Linear(spec.d_model, spec.n_kv_heads * spec.head_dim, bias=False)

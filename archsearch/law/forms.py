@@ -73,12 +73,6 @@ class LawForm:
             out[prm.name] = np.exp(col) if prm.log else col
         return out
 
-    def to_theta(self, values: Mapping[str, float]) -> Array:
-        """Natural values to one fit-space vector ``(P,)``."""
-        return np.array(
-            [np.log(values[p.name]) if p.log else values[p.name] for p in self.params], dtype=float
-        )
-
     def start_grid(self) -> Array:
         """The Cartesian product of every parameter's grid, shape ``(S, P)`` in fit space."""
         axes = np.meshgrid(*[np.asarray(p.grid) for p in self.params], indexing="ij")

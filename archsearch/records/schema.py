@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from archsearch.arch import FLOPS_CONVENTION, PARAMS_CONVENTION
 from archsearch.records.io import RecordError, files_below, read_json_in, write_json_atomic
 
 RECORD_FILE = "record.json"
@@ -42,8 +43,8 @@ class RunRecord:
     dataset: str
     git_rev: str = "unknown"
     unigram_entropy: float | None = None
-    params_convention: str = "non_embedding"
-    flops_convention: str = "6ND"
+    params_convention: str = PARAMS_CONVENTION
+    flops_convention: str = FLOPS_CONVENTION
     model_flops_per_token: int | None = None  # arch.train_flops_per_token at the run's seq_len
     achieved_flops_per_s: float | None = None  # over the timed training steps
     mfu: float | None = None  # achieved / the device's dense peak (None where unknown, e.g. CPU)

@@ -58,7 +58,7 @@ class Candidate:
             n_params=shape.n_params,
             x=shape.d_over_sqrt_n,
             r=shape.r_mlp_attn,
-            gqa_group=spec.n_heads // spec.n_kv_heads,
+            gqa_group=spec.gqa_group,
             n_params_rel_error=shape.n_params_rel_error,
         )
 

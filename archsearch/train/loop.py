@@ -220,6 +220,7 @@ def make_record(
 ) -> RunRecord:
     """The run's record (shared by the torch and megatron backends)."""
     derived = describe(arch.spec)
+    timed = speed.summary()
     return RunRecord(
         run_id=run_dir.name,
         arch=arch.spec.to_dict(),
@@ -237,8 +238,8 @@ def make_record(
         wall_time_s=elapsed_s,
         tokens_per_s=tokens / elapsed_s if elapsed_s > 0 else 0.0,
         model_flops_per_token=speed.flops_per_token,
-        achieved_flops_per_s=speed.summary().get("achieved_flops_per_s"),
-        mfu=speed.summary().get("mfu"),
+        achieved_flops_per_s=timed.get("achieved_flops_per_s"),
+        mfu=timed.get("mfu"),
         seed=cfg.train.seed,
         backend=cfg.backend.name,
         device=str(device),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -56,12 +57,10 @@ def make_optimizer(
 def resolve_perf(cfg: PerfConfig, device: torch.device) -> PerfConfig:
     """Fill the auto (None) knobs: on for CUDA, off elsewhere."""
     on_cuda = device.type == "cuda"
-    return PerfConfig(
+    return replace(
+        cfg,
         compile=on_cuda if cfg.compile is None else cfg.compile,
         fused_adamw=on_cuda if cfg.fused_adamw is None else cfg.fused_adamw,
-        tf32=cfg.tf32,
-        activation_checkpointing=cfg.activation_checkpointing,
-        loss_chunk_tokens=cfg.loss_chunk_tokens,
     )
 
 
