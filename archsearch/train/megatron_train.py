@@ -24,7 +24,7 @@ from archsearch.records import RunRecord, write_record, write_text_atomic
 from archsearch.track import make_tracker
 from archsearch.train.megatron_backend import build_gpt_model, forward
 from archsearch.train.schedule import lr_at
-from archsearch.train.setup import ConfigError
+from archsearch.train.setup import ConfigError, micro_batches_per_step
 from archsearch.train.speed import Speedometer, peak_flops_per_s
 
 CKPT_DIR = "megatron_ckpt"  # dist_checkpointing folders step_XXXXXXXX and a LATEST pointer
@@ -90,7 +90,7 @@ def _check_parallel(cfg: RunConfig, spec: ArchSpec, world_size: int) -> None:
     """TP and PP must divide the world, the heads, the vocabulary, the layers and the batch."""
     tp, pp = cfg.backend.tensor_parallel, cfg.backend.pipeline_parallel
     dp = world_size // (tp * pp) if world_size % (tp * pp) == 0 else 0
-    micro = cfg.backend.micro_batch_size or (cfg.train.batch_size // max(dp, 1))
+    micro = _micro_batch(cfg, max(dp, 1))
     problems = [
         (dp == 0, f"tensor_parallel x pipeline_parallel = {tp * pp} must divide {world_size} GPUs"),
         (spec.n_kv_heads % tp != 0, f"tensor_parallel={tp} must divide n_kv_heads"),
@@ -132,7 +132,8 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
         is_rank0 = dist.get_rank() == 0
         tracker = make_tracker(cfg.tracker, run_dir, resume_step=step) if is_rank0 else None
         validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)
-        tokens_per_step = tcfg.batch_size * tcfg.seq_len
+        rows_per_step = micro_batches_per_step(tcfg) * tcfg.batch_size  # train.global_batch_tokens
+        tokens_per_step = rows_per_step * tcfg.seq_len
         total_steps = steps_for(arch.train_tokens, tokens_per_step)
         speed = Speedometer(
             train_flops_per_token(arch.spec, tcfg.seq_len),
@@ -145,7 +146,7 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
                 group["lr"] = lr
             model.zero_grad_buffer()
             optimizer.zero_grad()
-            batch = train_batch(corpus.train, tcfg.batch_size, tcfg.seq_len, tcfg.seed, step)
+            batch = train_batch(corpus.train, rows_per_step, tcfg.seq_len, tcfg.seed, step)
             with speed.timing(tokens_per_step, device):
                 loss_sum, n_tokens = _run_batch(model, batch, cfg, device, False).tolist()
                 _, grad_norm, _ = optimizer.step()
@@ -220,6 +221,12 @@ def _build_training(spec: ArchSpec, cfg: RunConfig, device: torch.device) -> tup
     return model, optimizer
 
 
+def _micro_batch(cfg: RunConfig, data_parallel: int) -> int:
+    """Rows per micro-batch on one rank: backend.micro_batch_size, else train.batch_size split
+    over the data-parallel ranks (a step of several micro-batches when global_batch_tokens asks)."""
+    return cfg.backend.micro_batch_size or max(cfg.train.batch_size // data_parallel, 1)
+
+
 def _run_batch(
     model: Any,
     batch: tuple[torch.Tensor, torch.Tensor],
@@ -239,7 +246,7 @@ def _run_batch(
     inputs, targets = (
         t.tensor_split(parallel_state.get_data_parallel_world_size())[dp_rank] for t in batch
     )
-    micro = cfg.backend.micro_batch_size or max(len(inputs), 1)
+    micro = _micro_batch(cfg, parallel_state.get_data_parallel_world_size())
     micro = micro if len(inputs) % micro == 0 else 1
     chunks = iter(list(zip(inputs.split(micro), targets.split(micro), strict=True)))
 
