@@ -16,6 +16,7 @@ PURE = (
     "archsearch.law",
     "archsearch.law.config",
     "archsearch.law.plots",
+    "archsearch.plotting",
     "archsearch.search",
     "archsearch.search.config",
     "archsearch.search.report",

@@ -12,15 +12,7 @@ import numpy as np
 from archsearch.law.data import LawData
 from archsearch.law.forms import get_form
 from archsearch.law.result import FitResult
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from archsearch.plotting import pyplot, save
 
 
 def plot_u_curves(result: FitResult, data: LawData, path: str | Path) -> Path | None:
@@ -29,7 +21,7 @@ def plot_u_curves(result: FitResult, data: LawData, path: str | Path) -> Path | 
     law = get_form(result.form)
     if not {"x", "r"} <= set(law.columns):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     colours = plt.cm.viridis(np.linspace(0, 0.9, len(data.scales())))
     for colour, scale in zip(colours, data.scales(), strict=True):
@@ -51,12 +43,12 @@ def plot_u_curves(result: FitResult, data: LawData, path: str | Path) -> Path | 
         ax.set_ylabel("loss (nats/token)")
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{result.form} law ({result.fitter})")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_predicted_vs_observed(result: FitResult, data: LawData, path: str | Path) -> Path:
     """Scatter of predicted against observed loss with the identity line."""
-    plt = _pyplot()
+    plt = pyplot()
     pred = result.predict_data(data)
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for scale in data.scales():
@@ -69,13 +61,4 @@ def plot_predicted_vs_observed(result: FitResult, data: LawData, path: str | Pat
     ax.set_title(f"{result.form}: MSE {np.mean((pred - data.loss) ** 2):.2e}")
     if len(data.scales()) <= 12:
         ax.legend(fontsize=7)
-    return _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+    return save(fig, path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archsearch.plotting import pyplot, save
 from archsearch.search.algorithm import Scored, SearchResult
 from archsearch.search.space import Candidate, model_fields
 
@@ -142,10 +143,7 @@ def _mark_picks(ax, result: SearchResult, x_of, y_of) -> None:  # noqa: ANN001
 
 def plot_pareto(result: SearchResult, path: str | Path) -> Path:
     """Predicted loss against decode throughput, every candidate and the front; returns the path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 5))
     tps = np.array([s.speed.tokens_per_s for s in result.scored])
@@ -165,18 +163,13 @@ def plot_pareto(result: SearchResult, path: str | Path) -> Path:
     ax.set_xlabel(f"decode tokens/s ({result.setting.describe()})")
     ax.set_ylabel("predicted loss (nats/token)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return Path(path)
 
 
 def plot_contour(result: SearchResult, path: str | Path, n_grid: int = 80) -> Path:
     """Predicted loss over (d_model, r) at the budget, throughput contours of the candidates."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cands = [s.candidate for s in result.scored]
     d = np.array([c.spec.d_model for c in cands], dtype=float)
@@ -206,7 +199,5 @@ def plot_contour(result: SearchResult, path: str | Path, n_grid: int = 80) -> Pa
     ax.set_ylabel("r = MLP / attention params")
     ax.set_title(f"N = {result.n_params / 1e6:.0f}M, D = {result.train_tokens / 1e9:.1f}B")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return Path(path)

@@ -10,16 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from archsearch.plotting import pyplot, save
+
 
 def plot_pareto(
     search: dict[str, Any], finals: list[dict[str, Any]], batch: str, path: Path
 ) -> Path:
     """Predicted loss against measured throughput of every candidate, the front, and the trained
     shapes at their predicted (hollow) and achieved (filled) loss."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     scored = search["scored"]
     front = set(search["front"])
@@ -56,7 +55,5 @@ def plot_pareto(
     ax.set_ylabel("loss (nats/token)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return path

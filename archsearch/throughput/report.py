@@ -11,6 +11,7 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from archsearch.plotting import pyplot, save
 from archsearch.records.throughput import (
     THROUGHPUT_FILE,
     ThroughputRecord,
@@ -51,10 +52,7 @@ def format_table(records: list[ThroughputRecord]) -> str:
 
 def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
     """Draw measured tokens/s (error bars: min/max) and the roofline (dashed) per shape."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for record in records:
@@ -74,9 +72,7 @@ def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
     ax.set_ylabel("decode tokens/s (dashed: roofline)")
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return Path(path)
 
 
