@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import tempfile
@@ -38,6 +39,25 @@ def files_below(sweep_dir: str | Path, filename: str) -> list[Path]:
     if not sweep_dir.is_dir():
         raise RecordError(f"sweep directory {sweep_dir} does not exist")
     return sorted(sweep_dir.rglob(filename))
+
+
+def dataclass_fields_in(cls: type, data: dict[str, Any], what: str) -> dict[str, Any]:
+    """The entries of ``data`` that are fields of dataclass ``cls`` (unknown keys dropped).
+
+    Raises:
+        RecordError: ``data`` lacks a field without a default.
+    """
+    fields = dataclasses.fields(cls)
+    required = {
+        f.name
+        for f in fields
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    missing = required - set(data)
+    if missing:
+        raise RecordError(f"{what} lacks fields {sorted(missing)}")
+    known = {f.name for f in fields}
+    return {k: v for k, v in data.items() if k in known}
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:

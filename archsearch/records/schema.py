@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.arch import FLOPS_CONVENTION, PARAMS_CONVENTION
-from archsearch.records.io import RecordError, files_below, read_json_in, write_json_atomic
+from archsearch.records.io import (
+    RecordError,
+    dataclass_fields_in,
+    files_below,
+    read_json_in,
+    write_json_atomic,
+)
 
 RECORD_FILE = "record.json"
 METRICS_FILE = "metrics.jsonl"
@@ -68,15 +74,7 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        known = {f.name for f in dataclasses.fields(cls)}
-        missing = {
-            f.name
-            for f in dataclasses.fields(cls)
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        } - set(data)
-        if missing:
-            raise RecordError(f"record lacks fields {sorted(missing)}")
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**dataclass_fields_in(cls, data, "record"))
 
 
 def write_record(run_dir: str | Path, record: RunRecord) -> Path:

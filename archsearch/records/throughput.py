@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.arch import ArchError, ArchSpec
-from archsearch.records.io import RecordError, files_below, read_json_in, write_json_atomic
+from archsearch.records.io import (
+    RecordError,
+    dataclass_fields_in,
+    files_below,
+    read_json_in,
+    write_json_atomic,
+)
 
 THROUGHPUT_FILE = "throughput.json"
 THROUGHPUT_SCHEMA_VERSION = 1
@@ -157,17 +163,7 @@ class ThroughputRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThroughputRecord:
         """Build and validate a record from its JSON form; unknown keys are ignored."""
-        fields = dataclasses.fields(cls)
-        required = {
-            f.name
-            for f in fields
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        }
-        missing = required - set(data)
-        if missing:
-            raise RecordError(f"throughput record lacks fields {sorted(missing)}")
-        known = {f.name for f in fields}
-        values = {k: v for k, v in data.items() if k in known}
+        values = dataclass_fields_in(cls, data, "throughput record")
         try:
             values["batches"] = [BatchThroughput(**b) for b in data["batches"]]
         except TypeError as e:
