@@ -131,7 +131,9 @@ def _profile(cfg: StudyConfig, spec: ArchSpec) -> tuple[HardwareProfile, str]:
     dtype = resolve_dtype(cfg.throughput.dtype, device)
     mode = resolve_step_mode(cfg.throughput.compile, device)
     profile = resolve_profile("auto", device, dtype, spec, mode)
-    assert profile is not None  # "auto" always gives a profile
+    if profile is None:  # a CUDA device without a datasheet profile
+        profile = resolve_profile("calibrate", device, dtype, spec, mode)
+    assert profile is not None  # "calibrate" always measures one
     return profile, dtype
 
 

@@ -208,15 +208,11 @@ def estimate_decode(
             f"{prompt_tokens}, {new_tokens}"
         )
     bandwidth, peak = profile.bandwidth_bytes_per_s, profile.peak_for(dtype)
-    mem_line = (
-        step_bytes(spec, batch_size, 0, dtype) / bandwidth,
-        (step_bytes(spec, batch_size, 1, dtype) - step_bytes(spec, batch_size, 0, dtype))
-        / bandwidth,
-    )
-    comp_line = (
-        step_flops(spec, batch_size, 0) / peak,
-        (step_flops(spec, batch_size, 1) - step_flops(spec, batch_size, 0)) / peak,
-    )
+    # bytes and FLOPs of a decode step are linear in the KV length: (at 0, per position)
+    bytes_0 = step_bytes(spec, batch_size, 0, dtype)
+    flops_0 = step_flops(spec, batch_size, 0)
+    mem_line = (bytes_0 / bandwidth, (step_bytes(spec, batch_size, 1, dtype) - bytes_0) / bandwidth)
+    comp_line = (flops_0 / peak, (step_flops(spec, batch_size, 1) - flops_0) / peak)
     stop = prompt_tokens + new_tokens
     roof_s, mem_steps = _sum_max_of_lines(mem_line, comp_line, prompt_tokens, stop)
     decode_s = roof_s + new_tokens * profile.step_overhead_s

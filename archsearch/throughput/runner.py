@@ -56,18 +56,16 @@ def resolve_profile(
     """
     if name is None:
         return None
+    if name not in ("auto", "calibrate"):
+        return get_profile(name)
+    datasheet = (
+        profile_for_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    )
     if name == "auto" and device.type == "cuda":
-        return profile_for_device(torch.cuda.get_device_name(device))
-    if name in ("auto", "calibrate"):
-        from archsearch.throughput.probe import measure_profile
+        return datasheet
+    from archsearch.throughput.probe import measure_profile
 
-        base = (
-            profile_for_device(torch.cuda.get_device_name(device))
-            if device.type == "cuda"
-            else None
-        )
-        return measure_profile(device, dtype, spec.n_layers, mode, base=base)
-    return get_profile(name)
+    return measure_profile(device, dtype, spec.n_layers, mode, base=datasheet)
 
 
 def _measure(

@@ -40,7 +40,7 @@ class JsonlTracker(NullTracker):
         self.path = run_dir / METRICS_FILE
         if self.path.exists():
             kept = [row for row in read_jsonl(self.path) if row.get("step", 0) <= resume_step]
-            write_jsonl_atomic(self.path, kept)
+            write_jsonl_atomic(self.path, kept)  # always: also drops a torn last line
 
     def log(self, row: dict[str, Any]) -> None:
         append_jsonl(self.path, row)
