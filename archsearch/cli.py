@@ -50,6 +50,15 @@ def output_dir() -> Path:
 ALIASES = {"model.hidden": "model.d_model"}
 
 
+def load_model_preset(path: Path) -> Any:
+    """A ``conf/model`` YAML (or one like it) as a typed ``ModelConfig``, outside a Hydra app."""
+    from archsearch.config import ModelConfig
+
+    values = OmegaConf.load(path)
+    values.pop("defaults", None)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), values))
+
+
 def alias_overrides(overrides: list[str]) -> list[str]:
     """Rewrite aliased keys (``model.hidden=1024,2048`` -> ``model.d_model=1024,2048``).
 

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
+from archsearch import cli
 from archsearch.arch import train_flops_per_token
 from archsearch.config import (
     BackendConfig,
     BudgetConfig,
-    ModelConfig,
     OptimConfig,
     PerfConfig,
     resolve_arch,
@@ -31,17 +29,10 @@ from archsearch.model import Transformer
 from archsearch.train.setup import ConfigError, make_optimizer, prepare_model, resolve_perf
 from archsearch.train.speed import peak_flops_per_s
 
-CONF = Path(__file__).resolve().parents[1] / "conf" / "model"
-
-
-def load_model_config(name: str) -> ModelConfig:
-    values = OmegaConf.load(CONF / f"{name}.yaml")
-    values.pop("defaults", None)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), values))
-
 
 def bench(name: str, args: argparse.Namespace, fp8: bool) -> dict[str, float | str]:
-    spec = resolve_arch(load_model_config(name), BudgetConfig(n_params=None), 32_000).spec
+    model = cli.load_model_preset(cli.CONF_DIR / "model" / f"{name}.yaml")
+    spec = resolve_arch(model, BudgetConfig(n_params=None), 32_000).spec
     device = torch.device(args.device)
     perf = resolve_perf(
         PerfConfig(loss_chunk_tokens=8192 if device.type == "cuda" else None), device

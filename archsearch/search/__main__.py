@@ -18,11 +18,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from archsearch import cli
 from archsearch.arch import ArchSpec
-from archsearch.config import BudgetConfig, ModelConfig, resolve_arch
+from archsearch.config import BudgetConfig, resolve_arch
 from archsearch.law import read_fit
 from archsearch.records import scan_records, scan_throughput_records, write_json_atomic
 from archsearch.search import (
@@ -78,10 +76,7 @@ def load_target(cfg: SearchRunConfig) -> ArchSpec | float | None:
     if not path.is_file():
         known = sorted(p.stem for p in (cli.CONF_DIR / "model").glob("*.yaml"))
         raise ValueError(f"target={cfg.target!r} is no number, file or model preset ({known})")
-    values = OmegaConf.load(path)
-    values.pop("defaults", None)
-    model = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), values))
-    return resolve_arch(model, cfg.budget, cfg.vocab_size).spec
+    return resolve_arch(cli.load_model_preset(path), cfg.budget, cfg.vocab_size).spec
 
 
 def main(cfg: SearchRunConfig) -> SearchResult:
