@@ -76,22 +76,24 @@ def progressive(data: LawData, form: str, **fit_kwargs: Any) -> list[Step]:
         form: law form name.
         **fit_kwargs: passed to ``fit_law`` (fitter, l_opt, r_range, ...).
     """
-    data = filter_r_for(data, get_form(form), fit_kwargs.get("r_range", PAPER_R_RANGE))
-    scales = data.scales()
-    return [
-        _score(data, form, "progressive", scales[:k], scales[k], fit_kwargs)
-        for k in range(1, len(scales))
-    ]
+    return _steps(data, form, "progressive", fit_kwargs)
 
 
 def leave_one_scale_out(data: LawData, form: str, **fit_kwargs: Any) -> list[Step]:
     """Fit on every scale but one and predict that one, for each scale."""
+    return _steps(data, form, "loso", fit_kwargs)
+
+
+def _steps(data: LawData, form: str, mode: str, fit_kwargs: dict[str, Any]) -> list[Step]:
+    """One ``_score`` per held-out scale: the smaller scales before it ("progressive") or every
+    other scale ("loso"), after the form's r filter."""
     data = filter_r_for(data, get_form(form), fit_kwargs.get("r_range", PAPER_R_RANGE))
     scales = data.scales()
-    return [
-        _score(data, form, "loso", [s for s in scales if s != test], test, fit_kwargs)
-        for test in scales
-    ]
+    if mode == "progressive":
+        splits = [(scales[:k], scales[k]) for k in range(1, len(scales))]
+    else:
+        splits = [([s for s in scales if s != test], test) for test in scales]
+    return [_score(data, form, mode, train, test, fit_kwargs) for train, test in splits]
 
 
 def compare(
