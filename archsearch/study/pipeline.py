@@ -3,7 +3,8 @@
 1. ``train_stage``: train every job (a finished ``record.json`` is read, not retrained).
 2. ``throughput_stage``: measure decode throughput beside each record (``throughput.json``).
 3. ``fit_stage``: progressive evaluation of the conditional law (fit on the smaller budgets,
-   predict the next; MSE and Spearman as in arXiv 2510.18245, Table 2), the fit on every budget
+   predict the next; MSE and Spearman as in arXiv 2510.18245's progressive figure, Fig. 6 in
+   v2), the fit on every budget
    but the largest (used to predict and search there) and the fit on all budgets.
 4. ``search_stage``: Algorithm 1 at the largest budget against the LLaMA-3.2-shaped baseline.
 5. ``final_jobs`` + stages 1-2: train and measure the baseline and the picks.
