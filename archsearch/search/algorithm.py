@@ -169,7 +169,7 @@ class Target:
         label = {
             "given": "given",
             "measured": "measured",
-            "predicted": "PREDICTED by the law (fallback: no trained record)",
+            "predicted": "PREDICTED by the law, a fallback",
         }[self.source]
         return f"L_t = {self.loss:.4f} ({label}{': ' + self.detail if self.detail else ''})"
 

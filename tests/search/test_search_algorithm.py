@@ -107,11 +107,22 @@ def test_numeric_target_and_quantile_constraint(space):
     strict = search(
         law, space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=2.56, constraint_quantile=0.9
     )
-    assert loose.fastest_meeting_target.loss <= 2.56 and strict.fastest_meeting_target.rank_loss <= 2.56
+    assert (
+        loose.fastest_meeting_target.loss <= 2.56
+        and strict.fastest_meeting_target.rank_loss <= 2.56
+    )
     assert all(s.loss_low <= s.loss <= s.loss_high for s in loose.scored[::100])
-    assert strict.fastest_meeting_target.speed.tokens_per_s <= loose.fastest_meeting_target.speed.tokens_per_s
+    assert (
+        strict.fastest_meeting_target.speed.tokens_per_s
+        <= loose.fastest_meeting_target.speed.tokens_per_s
+    )
     assert strict.fastest_meeting_target.p_meets >= 0.9 - 1e-9
-    assert search(law, space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=1.0).fastest_meeting_target is None
+    assert (
+        search(
+            law, space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=1.0
+        ).fastest_meeting_target
+        is None
+    )
 
 
 def test_pareto_front_unit():

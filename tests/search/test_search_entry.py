@@ -46,7 +46,7 @@ def test_fit_then_search_then_train_compose(tmp_path):
     for word in (*words, "gqa search", "law domain: x [0.04, 0.16], r [0.6, 4]"):
         assert word in table
     # no trained record of the preset: L_t is the law's prediction, and says so
-    assert "PREDICTED by the law (fallback: no trained record)" in table
+    assert "PREDICTED by the law, a fallback: no trained record of llama3_2_1b" in table
     summary = json.loads((out / "search.json").read_text())
     assert summary["target"]["source"] == "predicted"
     assert summary["fastest_meeting_target"]["in_domain"] and summary["loss_optimal"]["in_domain"]
