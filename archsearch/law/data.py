@@ -99,7 +99,7 @@ class LawData:
             where = lines[i] if lines is not None else f"row {i}"
             raise ValueError(
                 f"losses must be finite and positive (nats/token): {where} (run_id "
-                f"{self.run_id[i]!r}) has loss {self.loss[i]}"
+                f"{str(self.run_id[i])!r}) has loss {self.loss[i]}"
                 + (f"; {len(bad) - 1} more rows like it" if len(bad) > 1 else "")
             )
         return self
