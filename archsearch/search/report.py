@@ -19,15 +19,15 @@ from archsearch.search.space import Candidate, model_fields
 def picks(result: SearchResult, n_front: int = 0) -> list[tuple[str, Candidate]]:
     """The shapes worth writing out, each once, with its role.
 
-    Roles: ``fastest_meeting_target`` (Algorithm 1, step 2), ``gqa`` (the local search's
-    choice, when it differs), ``loss_optimal`` (loss optimum), ``to_train`` (GQA variants whose
+    Roles: ``fastest_meeting_target`` (Algorithm 1, step 2), ``loss_optimal`` (loss optimum),
+    ``gqa`` (the local search's choice, when it differs), ``to_train`` (GQA variants whose
     measured loss would decide) and ``front`` (``n_front`` Pareto points spread along the front).
     """
     out: list[tuple[str, Candidate]] = []
     if result.fastest_meeting_target is not None:
         out.append(("fastest_meeting_target", result.fastest_meeting_target.candidate))
-    out.append(("gqa", result.gqa.chosen))
     out.append(("loss_optimal", result.loss_optimal.candidate))
+    out.append(("gqa", result.gqa.chosen))
     out += [("to_train", c) for c in result.gqa.to_train]
     if n_front and result.front:
         idx = np.unique(np.linspace(0, len(result.front) - 1, n_front).round().astype(int))

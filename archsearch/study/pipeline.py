@@ -111,7 +111,7 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     data = raw.with_l_opt(make_l_opt(raw, "best_observed")(raw))
     target = data.scales()[-1]
     log(f"[fit] {len(data)} runs at budgets {', '.join(data.scales())}; held out: {target}")
-    steps = progressive(raw, law.form, **settings)
+    steps = progressive(raw, law.form, "best_observed_peeking", **settings)
     boot = dict(n_bootstrap=law.n_bootstrap, seed=law.seed, source=str(sweep_dir))
     extrapolation = fit_law(raw.select(raw.scale != target), law.form, **settings, **boot)
     full = fit_law(raw, law.form, **settings, **boot)
