@@ -26,15 +26,13 @@ from archsearch.search.algorithm import (
     GQASearch,
     Scored,
     SearchResult,
-    Target,
     gqa_search,
     law_at_budget,
-    outside_domain,
     search,
-    search_domain,
 )
 from archsearch.search.asktell import Proposal, SearchState, propose, update
 from archsearch.search.config import SearchSpaceConfig
+from archsearch.search.domain import outside_domain, search_domain
 from archsearch.search.measures import DecodeSetting, Speed, ThroughputModel, measured_losses
 from archsearch.search.pareto import dominates, pareto_front
 from archsearch.search.space import (
@@ -48,6 +46,7 @@ from archsearch.search.space import (
     space_from_config,
     spec_key,
 )
+from archsearch.search.target import Target
 
 __all__ = [
     "Candidate",

@@ -39,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from archsearch.arch import ArchSpec, gqa_variants
-from archsearch.law import PAPER_R_RANGE, FitResult, LawData, LOpt, get_form, make_l_opt
+from archsearch.law import FitResult, LawData, LOpt, get_form, make_l_opt
+from archsearch.search.domain import domain_notes, keep_positive, outside_domain, search_domain
 from archsearch.search.measures import DecodeSetting, SpecKey, Speed, ThroughputModel
 from archsearch.search.pareto import pareto_front
 from archsearch.search.space import Candidate, SearchSpace, candidate_for, spec_key
+from archsearch.search.target import Target
 
 
 def law_at_budget(
@@ -78,29 +80,6 @@ def law_at_budget(
     return law, f"the fit's own ({kind})"
 
 
-def search_domain(law: FitResult) -> dict[str, list[float]]:
-    """The x and r ranges the search may score: the law's domain, r also within the paper's
-    0.5 <= r <= 5 (Sec. 4, arXiv 2510.18245) whether or not the law records a domain."""
-    domain = {k: list(v) for k, v in law.domain.items() if k == "x"}
-    r_low, r_high = law.domain.get("r", PAPER_R_RANGE)
-    domain["r"] = [max(r_low, PAPER_R_RANGE[0]), min(r_high, PAPER_R_RANGE[1])]
-    return domain
-
-
-def outside_domain(domain: Mapping[str, Sequence[float]], cand: Candidate) -> list[str]:
-    """The bounds of ``domain`` that ``cand``'s achieved x and r pass, in words (empty: inside)."""
-    out = []
-    for name, value in (("x", cand.x), ("r", cand.r)):
-        if name not in domain:
-            continue
-        low, high = domain[name]
-        if value < low:
-            out.append(f"{name} {value:.4g} < {low:.4g}")
-        elif value > high:
-            out.append(f"{name} {value:.4g} > {high:.4g}")
-    return out
-
-
 @dataclass
 class Scored:
     """A candidate with its predicted loss (nats/token) and throughput.
@@ -133,54 +112,6 @@ class Scored:
             out[key] = None if np.isnan(out[key]) else out[key]  # plain JSON has no NaN
         out["in_domain"] = self.in_domain
         return out
-
-
-TARGET_SOURCES = ("given", "measured", "predicted")
-
-
-@dataclass
-class Target:
-    """L_t of Eq. 4 (arXiv 2510.18245).
-
-    Attributes:
-        name: what the target is (a preset, a run, a number).
-        loss: L_t in nats/token.
-        source: ``"given"`` (a number), ``"measured"`` (a trained record) or ``"predicted"``
-            (the law's prediction for ``spec``: the fallback when no record exists).
-        detail: where the value comes from (the record's path, or why it is predicted).
-        spec: the reference shape, if any (its throughput is the baseline of the gain column).
-        samples: bootstrap predictions of a predicted target, for the paired constraint.
-        scored: ``spec`` scored like a candidate.
-    """
-
-    name: str
-    loss: float
-    source: str = "given"
-    detail: str = ""
-    spec: ArchSpec | None = None
-    samples: np.ndarray | None = None
-    scored: Scored | None = None
-
-    def __post_init__(self) -> None:
-        if self.source not in TARGET_SOURCES:
-            raise ValueError(f"target source must be one of {TARGET_SOURCES}: {self.source!r}")
-
-    def describe(self) -> str:
-        label = {
-            "given": "given",
-            "measured": "measured",
-            "predicted": "PREDICTED by the law, a fallback",
-        }[self.source]
-        return f"L_t = {self.loss:.4f} ({label}{': ' + self.detail if self.detail else ''})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "loss": self.loss,
-            "source": self.source,
-            "detail": self.detail,
-            "in_domain": None if self.scored is None else self.scored.in_domain,
-        }
 
 
 @dataclass
@@ -485,8 +416,8 @@ def search(
         )
     goal = None if target is None else make_target(law, n_params, train_tokens, target, target_name)
     settings = (goal, constraint_quantile, level, domain)
-    scored, notes = _positive(score(law, n_params, train_tokens, candidates, speed, *settings))
-    notes += _domain_notes(law, domain, space, candidates, n_params, train_tokens, extrapolate)
+    scored, notes = keep_positive(score(law, n_params, train_tokens, candidates, speed, *settings))
+    notes += domain_notes(law, domain, space, candidates, n_params, train_tokens, extrapolate)
     if goal is not None and goal.spec is not None:
         reference = [candidate_for(goal.spec, n_params)]
         goal.scored = score(law, n_params, train_tokens, reference, speed, *settings)[0]
@@ -523,59 +454,3 @@ def search(
         extrapolate=extrapolate,
         notes=notes,
     )
-
-
-def _positive(scored: list[Scored]) -> tuple[list[Scored], list[str]]:
-    """Refuse a non-positive predicted loss inside the domain; drop those outside (a note)."""
-    bad = [s for s in scored if not s.loss > 0]
-    inside = [s for s in bad if s.in_domain]
-    if inside:
-        s = inside[0]
-        raise ValueError(
-            f"the law predicts a non-positive loss {s.loss:.4g} inside its domain at "
-            f"{s.candidate.name} (x {s.candidate.x:.4g}, r {s.candidate.r:.4g}; {len(inside)} "
-            "shapes in all): it is not a usable law there (see the fit's warnings)"
-        )
-    kept = [s for s in scored if s.loss > 0]
-    notes = []
-    if bad:
-        lowest = min(s.loss for s in bad)
-        notes.append(
-            f"{len(bad)} shapes outside the domain dropped: the law predicts a non-positive loss "
-            f"there (as low as {lowest:.4g})"
-        )
-    if not kept:
-        raise ValueError("the law predicts a non-positive loss for every candidate")
-    return kept, notes
-
-
-def _domain_notes(
-    law: FitResult,
-    domain: Mapping[str, Sequence[float]],
-    space: SearchSpace,
-    candidates: Sequence[Candidate],
-    n_params: int,
-    train_tokens: int,
-    extrapolate: bool,
-) -> list[str]:
-    """What the search says about the validity domain: skipped shapes, budget outside it."""
-    bounds = ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in domain.items())
-    notes = []
-    if not law.domain:
-        notes.append("the law records no validity domain: only r in [0.5, 5] is enforced")
-    skipped = len(space.candidates) - len(candidates)
-    if skipped:
-        notes.append(
-            f"{skipped} shapes outside the law's domain ({bounds}) not scored "
-            "(extrapolate=true scores and marks them)"
-        )
-    if extrapolate:
-        notes.append(f"extrapolating: shapes outside {bounds} are scored and marked '*'")
-    for name, value in (("N", n_params), ("D", train_tokens)):
-        if name in law.domain and not law.domain[name][0] <= value <= law.domain[name][1]:
-            low, high = law.domain[name]
-            notes.append(
-                f"the budget's {name} = {value:.4g} lies outside the fitted {name} range "
-                f"[{low:.4g}, {high:.4g}]: the law extrapolates in scale (Algorithm 1 does)"
-            )
-    return notes
