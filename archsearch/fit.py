@@ -58,6 +58,10 @@ def describe(result: FitResult) -> str:
         ci = f"  [{low:.4g}, {high:.4g}]" if low is not None else ""
         lines.append(f"  {name + '*':<8}{value:>14.6g}{ci}")
     lines.append("  " + ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items()))
+    if result.domain:
+        domain = ", ".join(f"{k} [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in result.domain.items())
+        lines.append(f"  domain: {domain}")
+    lines += [f"WARNING: {w}" for w in result.warnings]
     return "\n".join(lines)
 
 
@@ -67,7 +71,13 @@ def main(cfg: FitConfig) -> FitResult:
     data = load(cfg)
     fit_data = load(cfg, cfg.fit_rows) if cfg.fit_rows else data
     result = fit_law(
-        fit_data, law.form, n_bootstrap=law.n_bootstrap, seed=law.seed, source=cfg.input, **settings
+        fit_data,
+        law.form,
+        n_bootstrap=law.n_bootstrap,
+        bootstrap_unit=law.bootstrap_unit,
+        seed=law.seed,
+        source=cfg.input,
+        **settings,
     )
     print(describe(result))
     if cfg.fit_rows:
@@ -76,7 +86,7 @@ def main(cfg: FitConfig) -> FitResult:
         print("  all rows: " + ", ".join(f"{k} {v:.4g}" for k, v in all_rows.items()))
     evaluation = []
     if cfg.evaluate:
-        steps = compare(data, cfg.compare_forms, **settings)
+        steps = compare(data, cfg.compare_forms, held_out_l_opt=cfg.held_out_l_opt, **settings)
         print(format_table(steps))
         evaluation = to_rows(steps)
     out = cli.output_dir()

@@ -1,6 +1,7 @@
 """Bootstrap confidence intervals for parameters, predictions and the optimum (x*, r*). Pure.
 
-Rows are resampled with replacement and the law refitted, starting from the full-data optimum and
+Whole groups of rows (``LawData.bootstrap_groups``: runs, shapes, or single rows) are resampled
+with replacement and the law refitted, starting from the full-data optimum and
 the best point of the start grid (a resample's optimum is near the full-data one, so two starts
 suffice). L_opt is held fixed: intervals are conditional on it.
 """
@@ -22,6 +23,7 @@ def bootstrap_thetas(
     delta: float,
     n_bootstrap: int,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fit-space parameters refitted on ``n_bootstrap`` resamples of ``data``: ``(B, P)``.
 
@@ -33,12 +35,17 @@ def bootstrap_thetas(
         delta: Huber threshold (log-loss units).
         n_bootstrap: number of resamples.
         seed: RNG seed.
+        groups: a key per row; a resample draws as many groups as there are, with replacement,
+            and takes every row of each (None: rows one by one).
     """
     rng = np.random.default_rng(seed)
     starts = np.vstack([theta0, form.start_grid()])
+    keys = np.arange(len(data)) if groups is None else np.asarray(groups)
+    members = [np.flatnonzero(keys == k) for k in np.unique(keys)]
     thetas = []
     for _ in range(n_bootstrap):
-        sample = data.select(rng.integers(0, len(data), len(data)))
+        drawn = rng.integers(0, len(members), len(members))
+        sample = data.select(np.concatenate([members[i] for i in drawn]))
         thetas.append(run_fitter(form, sample, fitter, delta, starts=starts, top_k=1).theta)
     return np.array(thetas)
 

@@ -15,13 +15,15 @@ class LawConfig:
     """One law fit: form, fitter and their settings (see ``archsearch.law.fit_law``)."""
 
     form: str = "multiplicative"
-    fitter: str = "lm"  # "lm" (the paper's) or "huber" (Huber on log loss)
+    # "lm" (the paper's) or "huber" (Huber on log loss); null: the form's default, as fit_law
+    fitter: str | None = None
     l_opt: str = "best_observed"  # or "chinchilla"
     huber_delta: float = 1e-3
     r_min: float | None = 0.5  # the paper's filter; null on either bound disables it
     r_max: float | None = 5.0
     top_k: int | None = None  # starts refined; null: the fitter's default
     n_bootstrap: int = 100
+    bootstrap_unit: str = "auto"  # resample whole "run"s or "shape"s, or "row"s (fit_law)
     seed: int = 0
 
     @property
@@ -78,5 +80,7 @@ class FitConfig:
     loss_field: str = "final_val_loss"  # RunRecord field used as loss
     law: LawConfig = field(default_factory=LawConfig)
     evaluate: bool = False  # progressive + leave-one-scale-out table
+    # the held-out scale's L_opt: "training_scales", or "best_observed_peeking" (the paper's)
+    held_out_l_opt: str = "training_scales"
     compare_forms: list[str] = field(default_factory=lambda: ["multiplicative", "additive"])
     plots: bool = True

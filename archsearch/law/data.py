@@ -10,7 +10,7 @@ progressive evaluation and best-observed L_opt) and ``l_opt`` (L_opt(N, D), fill
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -87,6 +87,53 @@ class LawData:
     def with_l_opt(self, l_opt: np.ndarray) -> LawData:
         return replace(self, l_opt=np.asarray(l_opt, dtype=float))
 
+    def check_losses(self, lines: Sequence[str] | None = None) -> LawData:
+        """Raise unless every loss is finite and positive, naming the first bad row.
+
+        Args:
+            lines: where each row comes from (e.g. ``runs.csv:5``), to name the bad one.
+        """
+        bad = np.flatnonzero(~(np.isfinite(self.loss) & (self.loss > 0)))
+        if len(bad):
+            i = int(bad[0])
+            where = lines[i] if lines is not None else f"row {i}"
+            raise ValueError(
+                f"losses must be finite and positive (nats/token): {where} (run_id "
+                f"{str(self.run_id[i])!r}) has loss {self.loss[i]}"
+                + (f"; {len(bad) - 1} more rows like it" if len(bad) > 1 else "")
+            )
+        return self
+
+    def bootstrap_groups(self, unit: str = "auto") -> tuple[np.ndarray, str]:
+        """Resampling units for the bootstrap: a key per row, and the unit's name.
+
+        Rows of one run (checkpoints, or the same ``run_id`` repeated) or of one shape (seeds)
+        are not independent: resampling them one by one gives intervals that are too narrow.
+
+        Args:
+            unit: ``"row"``, ``"run"`` (rows sharing ``run_id``), ``"shape"`` (rows sharing
+                scale, D, x, r, d_model and n_layers) or ``"auto"`` (``"run"`` when any
+                ``run_id`` repeats, else ``"shape"`` when any shape repeats, else ``"row"``).
+        """
+        keys = {
+            "row": np.arange(len(self)).astype(str),
+            "run": self.run_id.astype(str),
+            "shape": np.array(
+                [
+                    f"{s}|{d:.4g}|{x:.4g}|{r:.4g}|{m:.6g}|{n:.4g}"
+                    for s, d, x, r, m, n in zip(
+                        self.scale, self.D, self.x, self.r, self.d_model, self.n_layers, strict=True
+                    )
+                ]
+            ),
+        }
+        if unit == "auto":
+            repeats = [u for u in ("run", "shape") if len(np.unique(keys[u])) < len(self)]
+            unit = repeats[0] if repeats else "row"
+        if unit not in keys:
+            raise ValueError(f"bootstrap unit must be auto, row, run or shape; got {unit!r}")
+        return keys[unit], unit
+
 
 def best_observed(data: LawData) -> dict[str, float]:
     """The lowest loss in each (N, D) group (``LawData.groups``): the paper's practical L_opt."""
@@ -140,9 +187,10 @@ def from_csv(
         The table, rows in file order.
     """
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        numbered = [(i + 2, row) for i, row in enumerate(csv.DictReader(f))]  # line 1: header
     for col, want in (where or {}).items():
-        rows = [row for row in rows if row[col] == str(want)]
+        numbered = [(line, row) for line, row in numbered if row[col] == str(want)]
+    lines, rows = [line for line, _ in numbered], [row for _, row in numbered]
     if not rows:
         raise ValueError(f"{path}: no rows left after filtering {dict(where or {})}")
     mapping = dict(columns or {})
@@ -155,4 +203,4 @@ def from_csv(
         n = np.asarray(cols["N"], dtype=float)
         cols["D"] = np.asarray(cols["C"], dtype=float) / (6.0 * n)
     cols.pop("C", None)
-    return LawData.from_columns(**cols)
+    return LawData.from_columns(**cols).check_losses(lines=[f"{path}:{n}" for n in lines])

@@ -51,10 +51,17 @@ class LawForm:
     params: ClassVar[tuple[Param, ...]]
     columns: ClassVar[tuple[str, ...]]  # LawData columns the form reads
     uses_r: ClassVar[bool] = False  # subject to the paper's 0.5 <= r <= 5 filter
+    # The fitter used when none is named, the same through the API and the command line.
+    default_fitter: ClassVar[str] = "lm"
 
     @property
     def param_names(self) -> list[str]:
         return [p.name for p in self.params]
+
+    @property
+    def architecture_columns(self) -> tuple[str, ...]:
+        """The shape columns the form reads (none: it cannot tell architectures apart)."""
+        return tuple(c for c in self.columns if c in ARCHITECTURE_COLUMNS)
 
     def predict(self, p: Values, cols: Mapping[str, Array]) -> Array:
         """Predicted loss (nats/token), broadcast over parameter sets and rows."""
@@ -82,6 +89,7 @@ class LawForm:
         return [tuple(None if np.isinf(b) else b for b in p.bounds) for p in self.params]
 
 
+ARCHITECTURE_COLUMNS = ("x", "r", "d_model", "n_layers")
 FORMS: dict[str, LawForm] = {}
 
 
@@ -106,9 +114,11 @@ def chinchilla(p: Values, n: Array, d: Array) -> Array:
 
 @register
 class Chinchilla(LawForm):
-    """``L = E + A/N^alpha + B/D^beta``; A, B, E fitted in log space on Epoch AI's grid."""
+    """``L = E + A/N^alpha + B/D^beta``; A, B, E fitted in log space on Epoch AI's grid, by
+    default with Huber(1e-3) on log loss as Hoffmann et al. and Epoch AI (arXiv 2404.10102)."""
 
     name = "chinchilla"
+    default_fitter = "huber"
     params = (
         Param("E", _LOG_E, log=True),
         Param("A", _LOG_SCALE, log=True),

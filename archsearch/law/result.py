@@ -15,7 +15,8 @@ from archsearch.law.bootstrap import percentile_interval
 from archsearch.law.data import LawData
 from archsearch.law.forms import chinchilla, get_form
 
-L_OPT_KINDS = ("chinchilla", "best_observed", "constant")
+L_OPT_KINDS = ("chinchilla", "best_observed", "constant", "power_law")
+DOMAIN_COLUMNS = ("x", "r", "N", "D")
 
 
 @dataclass
@@ -25,7 +26,9 @@ class LOpt:
     Attributes:
         kind: ``"chinchilla"`` (``params`` of a Chinchilla law, E/A/B/alpha and optional beta),
             ``"best_observed"`` (``table``: lowest observed loss per ``LawData.groups`` key) or
-            ``"constant"`` (``value``, e.g. a known L_opt at one target budget).
+            ``"constant"`` (``value``, e.g. a known L_opt at one target budget) or
+            ``"power_law"`` (``params`` ``a``, ``k``: ``L = exp(a) (6 N D)^-k``, an extrapolation
+            in training compute through a few budgets' best losses).
     """
 
     kind: str
@@ -43,6 +46,8 @@ class LOpt:
             return chinchilla(self.params, data.N, data.D)
         if self.kind == "constant":
             return np.full(len(data), float(self.value))
+        if self.kind == "power_law":
+            return np.exp(self.params["a"]) * (6.0 * data.N * data.D) ** -self.params["k"]
         keys = data.groups()
         missing = sorted(set(keys) - set(self.table))
         if missing:
@@ -70,6 +75,11 @@ class FitResult:
         optimum: the architecture optimum (``x``, ``r``) where the form has one.
         bootstrap: parameter samples, ``(B, P)`` natural values in ``params`` order.
         data: the rows used, column -> list.
+        domain: the validity domain, column (``x``, ``r``, ``N``, ``D``) -> ``[low, high]``: the
+            ranges the fit saw (or, for given coefficients, the ranges the caller states). A
+            law is a prediction only inside it (the paper drops r > 5: Sec. 4, arXiv
+            2510.18245). Empty: unknown.
+        warnings: what is wrong with the fit or its predictions (``archsearch.law.check_fit``).
     """
 
     form: str
@@ -83,6 +93,8 @@ class FitResult:
     optimum: dict[str, float] = field(default_factory=dict)
     bootstrap: list[list[float]] = field(default_factory=list)
     data: dict[str, list[Any]] = field(default_factory=dict)
+    domain: dict[str, list[float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_params(
@@ -90,12 +102,15 @@ class FitResult:
         form: str,
         params: dict[str, float],
         l_opt: LOpt | dict[str, float] | float | None = None,
+        domain: dict[str, tuple[float, float] | list[float]] | None = None,
     ) -> FitResult:
         """A law from given values, e.g. the paper's published coefficients.
 
         For the multiplicative form a ``b0`` entry is normalised away (a *= b0, b /= b0), so the
         paper's Task-3 values (a = 2.697, 0.0974, 0.0078; b = 0.387, 0.0063, 0.0065) can be passed
         as printed. ``l_opt`` may be an LOpt, Chinchilla parameters (dict) or a constant (float).
+        ``domain`` states where the coefficients were fitted (``{"x": (0.04, 0.12), "r": (0.5,
+        5)}``, any of ``x``, ``r``, ``N``, ``D``); without it the law has no known domain.
         """
         params = {k: float(v) for k, v in params.items()}
         if form == "multiplicative" and "b0" in params:
@@ -114,6 +129,7 @@ class FitResult:
             params={n: params[n] for n in law.param_names},
             l_opt=l_opt,
             optimum={k: float(v) for k, v in (optimum or {}).items()},
+            domain=check_domain(domain or {}),
         )
 
     def predict_data(self, data: LawData, samples: np.ndarray | None = None) -> np.ndarray:
@@ -182,6 +198,19 @@ class FitResult:
         if data.get("l_opt") is not None:
             data["l_opt"] = LOpt(**data["l_opt"])
         return cls(**data)
+
+
+def check_domain(domain: dict[str, Any]) -> dict[str, list[float]]:
+    """A validity domain as ``{column: [low, high]}``, checked (known columns, low <= high)."""
+    out = {}
+    for name, bounds in domain.items():
+        if name not in DOMAIN_COLUMNS:
+            raise ValueError(f"domain column {name!r} is not one of {DOMAIN_COLUMNS}")
+        low, high = (float(b) for b in bounds)
+        if not low <= high:
+            raise ValueError(f"domain of {name}: low {low} > high {high}")
+        out[name] = [low, high]
+    return out
 
 
 def _table(

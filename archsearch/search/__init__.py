@@ -3,15 +3,18 @@ budget. Pure: numpy, arch, law, records and the roofline; no torch, no Hydra.
 
 Public API:
 
-- Space: ``enumerate_space(n_params, n_layers, head_dim, vocab_size, d_models, r_values,
-  gqa_groups, ...) -> SearchSpace``, ``d_model_grid``, ``r_grid``, ``Candidate``,
-  ``candidate_for(spec, n_params)``, ``model_fields(spec)``.
+- Space: ``SearchSpaceConfig`` (x and r ranges, grids, GQA groups, multiples, tolerance: the one
+  shared by the search entry, the sweeper and the study), ``space_from_config(cfg, n_params,
+  n_layers, head_dim, vocab_size, gqa_group, ...) -> SearchSpace``, ``enumerate_space(n_params,
+  n_layers, head_dim, vocab_size, d_models, r_values, gqa_groups, ...)``, ``d_model_grid``,
+  ``r_grid``, ``Candidate``, ``candidate_for(spec, n_params)``, ``model_fields(spec)``.
 - Measures: ``DecodeSetting(profile, batch_size, prompt_tokens, new_tokens, dtype)``,
   ``ThroughputModel(setting, throughput_records)`` (roofline or measured tokens/s),
   ``measured_losses(run_records, train_tokens)``.
-- Algorithm 1: ``search(law, space, n_params, train_tokens, speed, target=..., ...) ->
-  SearchResult`` (``best``, ``panda``, ``front``, ``gqa``), ``gqa_search``, ``law_at_budget``,
-  ``pareto_front(loss, tokens_per_s)``.
+- Algorithm 1: ``search(law, space, n_params, train_tokens, speed, target=..., extrapolate=False,
+  ...) -> SearchResult`` (``fastest_meeting_target``, ``loss_optimal``, ``front``, ``gqa``,
+  ``domain``), ``Target`` (L_t: given, measured or predicted), ``search_domain(law)``,
+  ``gqa_search``, ``law_at_budget``, ``pareto_front(loss, tokens_per_s)``.
 - Ask/tell: ``SearchState`` (``to_dict``/``from_dict``), ``propose(state, n) -> [Proposal]``,
   ``update(state, records) -> SearchState``.
 - Outputs: ``archsearch.search.report`` (``format_table``, ``write_proposals``, ``plot_pareto``,
@@ -23,12 +26,13 @@ from archsearch.search.algorithm import (
     GQASearch,
     Scored,
     SearchResult,
-    Target,
     gqa_search,
     law_at_budget,
     search,
 )
 from archsearch.search.asktell import Proposal, SearchState, propose, update
+from archsearch.search.config import SearchSpaceConfig
+from archsearch.search.domain import outside_domain, search_domain
 from archsearch.search.measures import DecodeSetting, Speed, ThroughputModel, measured_losses
 from archsearch.search.pareto import dominates, pareto_front
 from archsearch.search.space import (
@@ -39,8 +43,10 @@ from archsearch.search.space import (
     enumerate_space,
     model_fields,
     r_grid,
+    space_from_config,
     spec_key,
 )
+from archsearch.search.target import Target
 
 __all__ = [
     "Candidate",
@@ -50,6 +56,7 @@ __all__ = [
     "Scored",
     "SearchResult",
     "SearchSpace",
+    "SearchSpaceConfig",
     "SearchState",
     "Speed",
     "Target",
@@ -62,10 +69,13 @@ __all__ = [
     "law_at_budget",
     "measured_losses",
     "model_fields",
+    "outside_domain",
     "pareto_front",
     "propose",
     "r_grid",
     "search",
+    "search_domain",
+    "space_from_config",
     "spec_key",
     "update",
 ]

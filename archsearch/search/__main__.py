@@ -1,16 +1,24 @@
-"""``python -m archsearch.search law=<fit.json> budget=<preset> target=<preset or L_t>``.
+"""``python -m archsearch.search law=<fit.json> budget=<preset> target=<L_t>``.
 
 Runs Algorithm 1 of arXiv 2510.18245 at the budget, prints the table, and writes into the Hydra run
 directory: ``search.json``, ``model/<name>.yaml`` per proposal (train one with
 ``python -m archsearch.train --config-dir <run dir> model=<name> budget=<preset>``),
-``pareto.png`` and ``contour.png``.
+``pareto.png`` and ``contour.png``. Only shapes inside the law's validity domain are scored
+unless ``extrapolate=true``.
+
+``target`` is Eq. 4's L_t, a measured loss: a number, a ``record.json`` (or its run directory), or
+a ``conf/model`` preset whose trained record lies under ``records_dir`` or ``throughput_dir`` at
+the budget's D; a preset without one falls back to the law's prediction, labelled as such.
 
 ``law`` is also the fit entry's config group, so ``law=<file>`` (a ``.json`` path or an existing
 file or directory) is rewritten to ``law_file=<file>`` before Hydra sees it.
 
 Examples:
     python -m archsearch.search law=outputs/fits/multiplicative_lm/<time>/fit.json
-    python -m archsearch.search law=fit.json target=2.55 batch_size=256 hardware=h100_sxm
+    python -m archsearch.search law=fit.json target=2.803 batch_size=256 hardware=h100_sxm
+    python -m archsearch.search law=fit.json target=outputs/runs/train/llama/record.json
+    python -m archsearch.search law=fit.json target=llama3_2_1b records_dir=outputs/runs
+    python -m archsearch.search law=fit.json extrapolate=true space.x_max=0.3
 """
 
 from __future__ import annotations
@@ -19,21 +27,28 @@ import sys
 from pathlib import Path
 
 from archsearch import cli
-from archsearch.arch import ArchSpec
+from archsearch.arch import ArchError, ArchSpec
 from archsearch.config import BudgetConfig, resolve_arch
 from archsearch.law import read_fit
-from archsearch.records import scan_records, scan_throughput_records, write_json_atomic
+from archsearch.records import (
+    RunRecord,
+    read_record,
+    scan_records,
+    scan_throughput_records,
+    write_json_atomic,
+)
 from archsearch.search import (
     DecodeSetting,
     SearchResult,
+    Target,
     ThroughputModel,
-    d_model_grid,
-    enumerate_space,
     measured_losses,
-    r_grid,
     search,
+    space_from_config,
+    spec_key,
 )
 from archsearch.search.config import SearchRunConfig
+from archsearch.search.measures import records_at
 from archsearch.search.report import (
     format_table,
     picks,
@@ -62,21 +77,44 @@ def budget_tokens(budget: BudgetConfig) -> tuple[int, int]:
     return budget.n_params, budget.train_tokens_at(budget.n_params)
 
 
-def load_target(cfg: SearchRunConfig) -> ArchSpec | float | None:
-    """L_t from ``cfg.target``: a number, a ``conf/model`` preset name, or a model YAML path."""
+def load_target(
+    cfg: SearchRunConfig, records: list[RunRecord], train_tokens: int
+) -> Target | ArchSpec | None:
+    """L_t (Eq. 4) from ``cfg.target``: a measured Target (a number, a record, or a preset's
+    trained record in ``records`` at D = ``train_tokens``), or the preset's shape for the law
+    to predict (the labelled fallback); None without a target."""
     if cfg.target is None or cfg.target == "":
         return None
     try:
-        return float(cfg.target)
+        return Target(cfg.target, float(cfg.target), source="given")
     except ValueError:
         pass
     path = Path(cfg.target)
+    if path.name == "record.json" or (path / "record.json").is_file():
+        rec = read_record(path)
+        detail = f"final_val_loss of {path} (D = {rec.train_tokens:,})"
+        return Target(rec.run_id, rec.final_val_loss, "measured", detail, _spec_of(rec))
     if not path.is_file():
         path = cli.CONF_DIR / "model" / f"{cfg.target}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (cli.CONF_DIR / "model").glob("*.yaml"))
-        raise ValueError(f"target={cfg.target!r} is no number, file or model preset ({known})")
-    return resolve_arch(cli.load_model_preset(path), cfg.budget, cfg.vocab_size).spec
+        raise ValueError(
+            f"target={cfg.target!r} is no number, record.json, file or model preset ({known})"
+        )
+    spec = resolve_arch(cli.load_model_preset(path), cfg.budget, cfg.vocab_size).spec
+    trained = [rec for key, rec in records_at(records, train_tokens) if key == spec_key(spec)]
+    if not trained:
+        return spec
+    loss = sum(r.final_val_loss for r in trained) / len(trained)
+    runs = ", ".join(r.run_id for r in trained)
+    return Target(spec.name, loss, "measured", f"final_val_loss of run(s) {runs}", spec)
+
+
+def _spec_of(rec: RunRecord) -> ArchSpec | None:
+    try:
+        return ArchSpec.from_dict(rec.arch)
+    except (ArchError, TypeError):
+        return None
 
 
 def main(cfg: SearchRunConfig) -> SearchResult:
@@ -90,18 +128,17 @@ def main(cfg: SearchRunConfig) -> SearchResult:
     if cfg.throughput_dir:
         throughput_records = scan_throughput_records(cfg.throughput_dir)
         run_records = scan_records(cfg.throughput_dir)
-    space = enumerate_space(
+    if cfg.records_dir:
+        run_records += scan_records(cfg.records_dir)
+    space = space_from_config(
+        cfg.space,
         n_params,
         cfg.n_layers,
         cfg.head_dim,
         cfg.vocab_size,
-        d_model_grid(n_params, cfg.x_min, cfg.x_max, cfg.d_model_multiple),
-        r_grid(cfg.r_min, cfg.r_max, cfg.n_r),
-        cfg.gqa_groups or [cfg.gqa_group],
+        cfg.gqa_group,
         tie_embeddings=cfg.tie_embeddings,
-        d_ff_multiple=cfg.d_ff_multiple,
         n_params_tolerance=cfg.budget.n_params_tolerance,
-        r_mlp_attn_tolerance=cfg.r_mlp_attn_tolerance,
     )
     result = search(
         read_fit(cfg.law_file),
@@ -109,21 +146,22 @@ def main(cfg: SearchRunConfig) -> SearchResult:
         n_params,
         train_tokens,
         ThroughputModel(setting, throughput_records),
-        target=load_target(cfg),
+        target=load_target(cfg, run_records, train_tokens),
         target_name=cfg.target or "",
         constraint_quantile=cfg.constraint_quantile,
         level=cfg.interval_level,
         l_opt=cfg.l_opt,
         measured_loss=measured_losses(run_records, train_tokens),
+        extrapolate=cfg.extrapolate,
     )
     print(format_table(result))
     out = cli.output_dir()
     write_json_atomic(out / "search.json", {"law_file": cfg.law_file, **result.to_dict()})
     roles = picks(result, cfg.n_front_proposals)
     print(f"proposals in {out / 'model'} (train one with the command beside it):")
-    for (role, cand), path in zip(roles, write_proposals(roles, out), strict=True):
+    for (role, cand), path in zip(roles, write_proposals(roles, out, result), strict=True):
         print(
-            f"  {role:<9}{path.name:<36}python -m archsearch.train --config-dir {out} "
+            f"  {role:<23}{path.name:<36}python -m archsearch.train --config-dir {out} "
             f"model={cand.name} budget={cfg.budget.name}"
         )
     if cfg.plots:

@@ -8,7 +8,20 @@
    shape and protocol. The pick maximises throughput subject to ``loss <= L_t``.
 3. Local GQA search on the pick (``gqa_search``): the law has no GQA term, so groups are judged on
    measured losses of trained variants, or listed as the runs to train next.
-4. The loss-optimal pick (the paper's "Panda") and the Pareto front of (loss, throughput).
+4. The loss-optimal pick (``loss_optimal``; the paper's Panda models are such picks), the
+   fastest shape meeting L_t (``fastest_meeting_target``) and the Pareto front of (loss,
+   throughput).
+
+Validity domain: a law predicts only inside the x and r ranges it was fitted on
+(``FitResult.domain``), and never past the paper's 0.5 <= r <= 5 (Sec. 4). By default only
+candidates inside are scored; with ``extrapolate=True`` every candidate is scored and those outside
+carry ``Scored.outside`` (which bound they pass), shown in the table, the JSON and the plots. A
+law without architecture terms, or one predicting a non-positive loss inside its domain, is
+refused; with ``extrapolate=True`` outside candidates with a non-positive prediction are dropped
+(and counted in the notes).
+
+L_t (Eq. 4) is a measured loss: a number, or a trained record of the reference shape. Only when
+no record exists is the law's prediction for the reference shape used, labelled as such.
 
 Uncertainty: with ``constraint_quantile = 0.5`` (default) the constraint and the ranking use the
 point prediction. Another quantile q uses the q-quantile over bootstrap fits of the paired
@@ -26,10 +39,12 @@ from typing import Any
 import numpy as np
 
 from archsearch.arch import ArchSpec, gqa_variants
-from archsearch.law import FitResult, LawData, LOpt, make_l_opt
+from archsearch.law import FitResult, LawData, LOpt, get_form, make_l_opt
+from archsearch.search.domain import domain_notes, keep_positive, outside_domain, search_domain
 from archsearch.search.measures import DecodeSetting, SpecKey, Speed, ThroughputModel
 from archsearch.search.pareto import pareto_front
 from archsearch.search.space import Candidate, SearchSpace, candidate_for, spec_key
+from archsearch.search.target import Target
 
 
 def law_at_budget(
@@ -58,7 +73,7 @@ def law_at_budget(
                 "the fit's best-observed L_opt has no entry at this budget and the fit stores no "
                 "data to fit Chinchilla on: pass l_opt=<L_opt(N, D) in nats/token>"
             ) from None
-        fitter = law.fitter if law.fitter in ("lm", "huber") else "lm"
+        fitter = law.fitter if law.fitter in ("lm", "huber") else None
         model = make_l_opt(LawData.from_columns(**law.data), "chinchilla", fitter)
         return replace(law, l_opt=model), "Chinchilla fitted on the law's data (step 1)"
     kind = law.l_opt.kind if law.l_opt else "none"
@@ -74,6 +89,7 @@ class Scored:
         rank_loss: the loss used to rank (point, or the constraint quantile of the samples).
         p_meets: fraction of bootstrap fits with ``loss <= L_t`` (None: no samples or target).
         meets: whether the constraint holds (None: no target).
+        outside: the validity-domain bounds the shape passes (empty: inside, a prediction).
     """
 
     candidate: Candidate
@@ -84,22 +100,18 @@ class Scored:
     p_meets: float | None
     meets: bool | None
     speed: Speed
+    outside: list[str] = field(default_factory=list)
+
+    @property
+    def in_domain(self) -> bool:
+        return not self.outside
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for key in ("loss_low", "loss_high"):
             out[key] = None if np.isnan(out[key]) else out[key]  # plain JSON has no NaN
+        out["in_domain"] = self.in_domain
         return out
-
-
-@dataclass
-class Target:
-    """L_t: a number, or the law's prediction for a reference shape at the same budget."""
-
-    name: str
-    loss: float
-    samples: np.ndarray | None = None
-    scored: Scored | None = None
 
 
 @dataclass
@@ -126,11 +138,12 @@ class GQASearch:
 @dataclass
 class SearchResult:
     """Everything Algorithm 1 found at one budget (see the module docstring); ``law`` is the law
-    as evaluated, with the L_opt named by ``l_opt_note``."""
+    as evaluated, with the L_opt named by ``l_opt_note``; ``domain`` the x and r ranges scored
+    as predictions (``search_domain``); ``extrapolate`` whether shapes outside were scored."""
 
     scored: list[Scored]
-    best: Scored | None
-    panda: Scored
+    fastest_meeting_target: Scored | None
+    loss_optimal: Scored
     front: list[Scored]
     target: Target | None
     gqa: GQASearch
@@ -143,11 +156,14 @@ class SearchResult:
     n_grid_points: int
     n_infeasible: int
     law: FitResult
+    domain: dict[str, list[float]] = field(default_factory=dict)
+    extrapolate: bool = False
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (every scored candidate included)."""
         gqa = self.gqa
+        fastest = self.fastest_meeting_target
         return {
             "n_params": self.n_params,
             "train_tokens": self.train_tokens,
@@ -157,11 +173,12 @@ class SearchResult:
             "l_opt": self.l_opt_note,
             "n_grid_points": self.n_grid_points,
             "n_infeasible": self.n_infeasible,
-            "target": None
-            if self.target is None
-            else {"name": self.target.name, "loss": self.target.loss},
-            "best": self.best.candidate.name if self.best else None,
-            "panda": self.panda.candidate.name,
+            "domain": self.domain,
+            "extrapolate": self.extrapolate,
+            "law_warnings": self.law.warnings,
+            "target": None if self.target is None else self.target.to_dict(),
+            "fastest_meeting_target": None if fastest is None else _pick(fastest),
+            "loss_optimal": _pick(self.loss_optimal),
             "front": [s.candidate.name for s in self.front],
             "gqa": {
                 "baseline_loss": gqa.baseline_loss,
@@ -181,6 +198,16 @@ class SearchResult:
             "notes": self.notes,
             "scored": [s.to_dict() for s in self.scored],
         }
+
+
+def _pick(s: Scored) -> dict[str, Any]:
+    return {
+        "name": s.candidate.name,
+        "loss": s.loss,
+        "tokens_per_s": s.speed.tokens_per_s,
+        "in_domain": s.in_domain,
+        "outside": s.outside,
+    }
 
 
 def predict_candidates(
@@ -208,8 +235,10 @@ def score(
     target: Target | None = None,
     constraint_quantile: float = 0.5,
     level: float = 0.9,
+    domain: Mapping[str, Sequence[float]] | None = None,
 ) -> list[Scored]:
-    """Predicted loss, interval, constraint and throughput of every candidate (step 2)."""
+    """Predicted loss, interval, constraint and throughput of every candidate (step 2), each
+    marked with the bounds of ``domain`` it passes."""
     point, samples = predict_candidates(law, n_params, train_tokens, candidates)
     use_quantile = constraint_quantile != 0.5
     if use_quantile and samples is None:
@@ -240,21 +269,41 @@ def score(
                 p_meets,
                 meets,
                 speed(cand.spec),
+                outside_domain(domain or {}, cand),
             )
         )
     return out
 
 
 def make_target(
-    law: FitResult, n_params: int, train_tokens: int, target: ArchSpec | float, name: str = ""
+    law: FitResult,
+    n_params: int,
+    train_tokens: int,
+    target: Target | ArchSpec | float,
+    name: str = "",
 ) -> Target:
-    """L_t as a Target: a number as given, or the law's prediction for a reference shape."""
+    """L_t as a Target: as given (a Target or a number), or, the labelled fallback, the law's
+    prediction for a reference shape with no trained record."""
+    if isinstance(target, Target):
+        return target
     if not isinstance(target, ArchSpec):
         return Target(name or f"L_t={float(target):.4f}", float(target))
     point, samples = predict_candidates(
         law, n_params, train_tokens, [candidate_for(target, n_params)]
     )
-    return Target(name or target.name, float(point[0]), None if samples is None else samples[:, 0])
+    if not point[0] > 0:
+        raise ValueError(
+            f"the law predicts a non-positive loss {point[0]:.4g} for the target {target.name}: "
+            "it cannot stand in for a measured L_t (give target=<measured loss or record.json>)"
+        )
+    return Target(
+        name or target.name,
+        float(point[0]),
+        source="predicted",
+        detail=f"no trained record of {target.name} at D = {train_tokens:,}",
+        spec=target,
+        samples=None if samples is None else samples[:, 0],
+    )
 
 
 def gqa_search(
@@ -318,68 +367,77 @@ def search(
     n_params: int,
     train_tokens: int,
     speed: ThroughputModel,
-    target: ArchSpec | float | None = None,
+    target: Target | ArchSpec | float | None = None,
     target_name: str = "",
     constraint_quantile: float = 0.5,
     level: float = 0.9,
     l_opt: float | None = None,
     measured_loss: Mapping[SpecKey, float] | None = None,
+    extrapolate: bool = False,
 ) -> SearchResult:
     """Algorithm 1 of arXiv 2510.18245 over ``space`` at budget (N, D).
 
     Args:
-        law: a fitted conditional law (``archsearch.law.read_fit``).
+        law: a fitted conditional law (``archsearch.law.read_fit``) with architecture terms.
         space: candidates from ``enumerate_space`` at the same N.
         n_params: budget N; the law is evaluated at N, each candidate at its own x and r.
         train_tokens: budget D.
         speed: the inference-efficiency measure.
-        target: L_t as nats/token, or a reference shape predicted at the same budget; None:
-            no constraint (``best`` is None; the GQA search starts from the loss optimum).
+        target: L_t (Eq. 4): a Target (e.g. a measured loss), nats/token, or a reference shape
+            whose loss the law predicts (the labelled fallback); None: no constraint
+            (``fastest_meeting_target`` is None; the GQA search starts from the loss optimum).
         constraint_quantile: see the module docstring (0.5: point estimate).
         level: central probability of the reported bootstrap interval.
         l_opt: known L_opt(N, D) in nats/token (see ``law_at_budget``).
         measured_loss: ``spec_key -> loss`` of trained runs, for the GQA search.
+        extrapolate: score candidates outside the law's domain too (marked); default: skip them.
 
     Returns:
         The SearchResult.
 
     Raises:
-        ValueError: when the space is empty.
+        ValueError: when the space (inside the domain) is empty, the law has no architecture
+            terms, or it predicts a non-positive loss inside its domain.
     """
-    if not space.candidates:
-        raise ValueError("the search space is empty: widen the x/r grids or the N tolerance")
+    if not get_form(law.form).architecture_columns:
+        raise ValueError(
+            f"the {law.form} law has no architecture terms: every shape at the budget gets the "
+            "same loss, so the search would only pick the fastest; fit a conditional law "
+            "(law=multiplicative, additive, joint or aspect_ratio)"
+        )
     law, note = law_at_budget(law, n_params, train_tokens, l_opt)
+    domain = search_domain(law)
+    candidates = [c for c in space.candidates if extrapolate or not outside_domain(domain, c)]
+    if not candidates:
+        raise ValueError(
+            f"the search space is empty inside the law's domain {domain} "
+            f"({len(space.candidates)} shapes outside): widen the x/r grids or the N tolerance, "
+            "or score outside the domain with extrapolate=true"
+        )
     goal = None if target is None else make_target(law, n_params, train_tokens, target, target_name)
-    scored = score(
-        law, n_params, train_tokens, space.candidates, speed, goal, constraint_quantile, level
-    )
-    notes = []
-    if goal is not None and isinstance(target, ArchSpec):
-        goal.scored = score(
-            law,
-            n_params,
-            train_tokens,
-            [candidate_for(target, n_params)],
-            speed,
-            goal,
-            constraint_quantile,
-            level,
-        )[0]
-    panda = min(scored, key=lambda s: (s.rank_loss, -s.speed.tokens_per_s))
+    settings = (goal, constraint_quantile, level, domain)
+    scored, notes = keep_positive(score(law, n_params, train_tokens, candidates, speed, *settings))
+    notes += domain_notes(law, domain, space, candidates, n_params, train_tokens, extrapolate)
+    if goal is not None and goal.spec is not None:
+        reference = [candidate_for(goal.spec, n_params)]
+        goal.scored = score(law, n_params, train_tokens, reference, speed, *settings)[0]
+    loss_optimal = min(scored, key=lambda s: (s.rank_loss, -s.speed.tokens_per_s))
     feasible = [s for s in scored if s.meets]
-    best = max(feasible, key=lambda s: (s.speed.tokens_per_s, -s.rank_loss)) if feasible else None
-    if goal is not None and best is None:
+    fastest = (
+        max(feasible, key=lambda s: (s.speed.tokens_per_s, -s.rank_loss)) if feasible else None
+    )
+    if goal is not None and fastest is None:
         notes.append(f"no candidate meets L_t = {goal.loss:.4f}; the loss optimum is reported")
     front = [
         scored[i]
         for i in pareto_front([s.rank_loss for s in scored], [s.speed.tokens_per_s for s in scored])
     ]
-    start = (best or panda).candidate.spec
+    start = (fastest or loss_optimal).candidate.spec
     gqa = gqa_search(start, n_params, speed, measured_loss or {})
     return SearchResult(
         scored=scored,
-        best=best,
-        panda=panda,
+        fastest_meeting_target=fastest,
+        loss_optimal=loss_optimal,
         front=front,
         target=goal,
         gqa=gqa,
@@ -392,5 +450,7 @@ def search(
         n_grid_points=space.n_grid_points,
         n_infeasible=space.n_infeasible,
         law=law,
+        domain=domain,
+        extrapolate=extrapolate,
         notes=notes,
     )

@@ -35,14 +35,8 @@ from archsearch.arch import ArchSpec
 from archsearch.law import FitResult, LawData, LOpt, fit_law
 from archsearch.records import RunRecord
 from archsearch.search.algorithm import law_at_budget, predict_candidates
-from archsearch.search.space import (
-    Candidate,
-    d_model_grid,
-    enumerate_space,
-    model_fields,
-    r_grid,
-    spec_key,
-)
+from archsearch.search.config import SearchSpaceConfig
+from archsearch.search.space import Candidate, model_fields, space_from_config, spec_key
 
 
 @dataclass
@@ -54,8 +48,8 @@ class SearchState:
         n_layers, head_dim, gqa_group, vocab_size, tie_embeddings: the fixed shape fields.
         form: law form refitted by ``update``; ``l_opt``: ``"best_observed"``, ``"chinchilla"``
             or a constant L_opt(N, D) in nats/token.
-        x_range, r_range: search ranges of ``d_model / sqrt(N)`` and ``r_mlp_attn``.
-        n_r: r grid points; ``n_params_tolerance``: accepted ``|N_achieved / N - 1|``.
+        space: the shapes proposals come from (``SearchSpaceConfig``: x and r ranges, grids).
+        n_params_tolerance: accepted ``|N_achieved / N - 1|``.
         n_initial: observations before the first fit (space-filling proposals until then).
         n_bootstrap: bootstrap fits per update (their spread drives exploration).
         kappa: weight of the bootstrap std in the lower confidence bound.
@@ -73,9 +67,7 @@ class SearchState:
     tie_embeddings: bool = False
     form: str = "multiplicative"
     l_opt: str | float = "best_observed"
-    x_range: list[float] = field(default_factory=lambda: [0.03, 0.2])
-    r_range: list[float] = field(default_factory=lambda: [0.5, 5.0])
-    n_r: int = 30
+    space: SearchSpaceConfig = field(default_factory=lambda: SearchSpaceConfig(n_r=30))
     n_params_tolerance: float = 0.05
     n_initial: int = 8
     n_bootstrap: int = 20
@@ -91,7 +83,7 @@ class SearchState:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchState:
-        return cls(**data)
+        return cls(**{**data, "space": SearchSpaceConfig(**data["space"])})
 
     def law(self) -> FitResult | None:
         """The last fitted law, or None before the first fit."""
@@ -123,30 +115,24 @@ class Proposal:
 
 def _pool(state: SearchState) -> list[Candidate]:
     """Feasible, not yet trained shapes at the state's budget with x and r inside the ranges."""
-    space = enumerate_space(
+    space = space_from_config(
+        state.space,
         state.n_params,
         state.n_layers,
         state.head_dim,
         state.vocab_size,
-        d_model_grid(state.n_params, *state.x_range),
-        r_grid(*state.r_range, state.n_r),
-        [state.gqa_group],
+        state.gqa_group,
         tie_embeddings=state.tie_embeddings,
         n_params_tolerance=state.n_params_tolerance,
     )
     done = {spec_key(ArchSpec.from_dict(o["arch"])) for o in state.observations}
-    (r_lo, r_hi), (x_lo, x_hi) = state.r_range, state.x_range
-    return [
-        c
-        for c in space.candidates
-        if spec_key(c.spec) not in done and r_lo <= c.r <= r_hi and x_lo <= c.x <= x_hi
-    ]
+    return [c for c in space.candidates if spec_key(c.spec) not in done]
 
 
 def _coords(state: SearchState, pool: list[Candidate]) -> np.ndarray:
     """Candidates in the unit square of (ln x, ln r) over the state's ranges, ``(n, 2)``."""
-    lo = np.log([state.x_range[0], state.r_range[0]])
-    hi = np.log([state.x_range[1], state.r_range[1]])
+    lo = np.log([state.space.x_min, state.space.r_min])
+    hi = np.log([state.space.x_max, state.space.r_max])
     return (np.log([[c.x, c.r] for c in pool]) - lo) / (hi - lo)
 
 
@@ -272,7 +258,7 @@ def update(state: SearchState, records: Iterable[RunRecord]) -> SearchState:
         data,
         state.form,
         l_opt=l_opt,
-        r_range=tuple(state.r_range),
+        r_range=(state.space.r_min, state.space.r_max),
         n_bootstrap=state.n_bootstrap,
         seed=state.seed,
         source="asktell",

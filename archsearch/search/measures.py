@@ -5,7 +5,7 @@ trained runs (for the GQA search, since the law has no GQA term). Pure: no torch
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,20 +79,27 @@ class ThroughputModel:
         return Speed(estimate.tokens_per_s, "roofline", estimate.fits_memory)
 
 
-def measured_losses(
+def records_at(
     records: Iterable[RunRecord], train_tokens: int, rel_tol: float = 0.02
-) -> dict[SpecKey, float]:
-    """Mean ``final_val_loss`` per shape of completed runs trained on ``train_tokens`` (+-rel_tol).
+) -> Iterator[tuple[SpecKey, RunRecord]]:
+    """``(spec_key, record)`` of completed runs trained on ``train_tokens`` (+-rel_tol).
 
     Records whose ``arch`` is not a full ArchSpec are skipped.
     """
-    losses: dict[SpecKey, list[float]] = {}
     for rec in records:
         if rec.status != "completed" or abs(rec.train_tokens / train_tokens - 1) > rel_tol:
             continue
         try:
-            key = spec_key(ArchSpec.from_dict(rec.arch))
+            yield spec_key(ArchSpec.from_dict(rec.arch)), rec
         except (ArchError, TypeError):
             continue
+
+
+def measured_losses(
+    records: Iterable[RunRecord], train_tokens: int, rel_tol: float = 0.02
+) -> dict[SpecKey, float]:
+    """Mean ``final_val_loss`` per shape of the runs of ``records_at``."""
+    losses: dict[SpecKey, list[float]] = {}
+    for key, rec in records_at(records, train_tokens, rel_tol):
         losses.setdefault(key, []).append(rec.final_val_loss)
     return {k: float(np.mean(v)) for k, v in losses.items()}

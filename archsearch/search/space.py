@@ -24,6 +24,7 @@ from archsearch.arch import (
     r_mlp_attn,
     shape_for,
 )
+from archsearch.search.config import SearchSpaceConfig
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,47 @@ def enumerate_space(
     candidates = sorted(seen.values(), key=lambda c: (c.gqa_group, c.spec.d_model, c.r))
     total = len(gqa_groups) * len(d_models) * len(r_values)
     return SearchSpace(candidates, total, infeasible)
+
+
+def space_from_config(
+    cfg: SearchSpaceConfig,
+    n_params: int,
+    n_layers: int,
+    head_dim: int,
+    vocab_size: int,
+    gqa_group: int,
+    tie_embeddings: bool = False,
+    n_params_tolerance: float = 0.05,
+) -> SearchSpace:
+    """``enumerate_space`` over the grids of ``cfg``, keeping only shapes whose *achieved* x and
+    r lie inside ``cfg``'s ranges (rounding to whole heads may not step past a bound); the
+    others are counted as infeasible.
+
+    Args:
+        cfg: the search space.
+        n_params: budget N.
+        gqa_group: the group used when ``cfg.gqa_groups`` is null.
+    """
+    space = enumerate_space(
+        n_params,
+        n_layers,
+        head_dim,
+        vocab_size,
+        d_model_grid(n_params, cfg.x_min, cfg.x_max, cfg.d_model_multiple),
+        r_grid(cfg.r_min, cfg.r_max, cfg.n_r),
+        cfg.gqa_groups or [gqa_group],
+        tie_embeddings=tie_embeddings,
+        d_ff_multiple=cfg.d_ff_multiple,
+        n_params_tolerance=n_params_tolerance,
+        r_mlp_attn_tolerance=cfg.r_mlp_attn_tolerance,
+    )
+    inside = [
+        c
+        for c in space.candidates
+        if cfg.x_min <= c.x <= cfg.x_max and cfg.r_min <= c.r <= cfg.r_max
+    ]
+    removed = len(space.candidates) - len(inside)
+    return SearchSpace(inside, space.n_grid_points, space.n_infeasible + removed)
 
 
 def candidate_for(spec: ArchSpec, n_params_budget: int) -> Candidate:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from archsearch.config import RunConfig
 from archsearch.law.config import LawConfig
+from archsearch.search.config import SearchSpaceConfig
 from archsearch.throughput.config import DecodeConfig
 
 
@@ -58,20 +59,19 @@ class BaselineConfig:
 class SearchSettings:
     """Algorithm 1 at the target budget (arXiv 2510.18245): the candidate grid and the measure.
 
-    Candidates are every feasible shape over d_model (multiples of ``d_model_multiple`` with
-    ``x_min <= x <= x_max``), ``n_r`` geometric r values in ``[r_min, r_max]`` and the groups in
-    ``gqa_groups`` (``archsearch.search.space``). Throughput I(P) is measured decode tokens/s at
+    Candidates are the feasible shapes of ``space`` (``archsearch.search.space_from_config``, the
+    search space the search entry and the sweeper use too) inside the law's validity domain
+    (all of them, marked, with ``extrapolate``). Throughput I(P) is measured decode tokens/s at
     ``batch_size`` under the study's throughput protocol (one of its batch sizes, so search and
     final measurements line up); ``level`` is the bootstrap interval of predicted losses.
     """
 
-    x_min: float = 0.05
-    x_max: float = 0.4
-    d_model_multiple: int = 16
-    r_min: float = 0.5
-    r_max: float = 5.0
-    n_r: int = 6
-    gqa_groups: list[int] = field(default_factory=lambda: [1, 2, 4])
+    space: SearchSpaceConfig = field(
+        default_factory=lambda: SearchSpaceConfig(
+            x_min=0.05, x_max=0.4, d_model_multiple=16, n_r=6, gqa_groups=[1, 2, 4]
+        )
+    )
+    extrapolate: bool = False
     batch_size: int = 32
     level: float = 0.9
 

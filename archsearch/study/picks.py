@@ -9,7 +9,7 @@ is the law's prediction for the LLaMA-3.2-shaped baseline at the same budget.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from archsearch.arch import ArchSpec, train_tokens_for
 from archsearch.records import THROUGHPUT_FILE, RunRecord, write_json_atomic
@@ -17,11 +17,9 @@ from archsearch.search import (
     DecodeSetting,
     SearchResult,
     ThroughputModel,
-    d_model_grid,
-    enumerate_space,
     measured_losses,
-    r_grid,
     search,
+    space_from_config,
     spec_key,
 )
 from archsearch.study.config import StudyConfig
@@ -31,7 +29,7 @@ from archsearch.throughput.hardware import HardwareProfile
 
 SEARCH_DIR = "search"
 SEARCH_FILE = "search.json"
-ROLES = ("baseline", "loss_optimal", "throughput")
+ROLES = ("baseline", "loss_optimal", "fastest_meeting_target")
 
 
 @dataclass(frozen=True)
@@ -76,15 +74,13 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
     base = baseline_job(cfg)
     base_spec = base.spec()
     tokens = train_tokens_for(n, cfg.grid.tokens_per_param)
-    space = enumerate_space(
+    space = space_from_config(
+        replace(s.space, d_ff_multiple=model.d_ff_multiple),
         n,
         model.n_layers,
         model.head_dim,
         cfg.run.data.vocab_size,
-        d_model_grid(n, s.x_min, s.x_max, s.d_model_multiple),
-        r_grid(s.r_min, s.r_max, s.n_r),
-        s.gqa_groups,
-        d_ff_multiple=model.d_ff_multiple,
+        base_spec.gqa_group,
         n_params_tolerance=base.run.budget.n_params_tolerance,
     )
     log(f"[search] {len(space.candidates)} candidates at N={n:,} ({space.n_infeasible} infeasible)")
@@ -114,6 +110,7 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
         level=s.level,
         l_opt=fits.target_l_opt,
         measured_loss=measured_losses(sweep_records, tokens),
+        extrapolate=s.extrapolate,
     )
     path = cfg.out_dir / SEARCH_DIR / SEARCH_FILE
     target = result.target.scored if result.target else None
@@ -138,13 +135,16 @@ def _profile(cfg: StudyConfig, spec: ArchSpec) -> tuple[HardwareProfile, str]:
 
 
 def _picks(cfg: StudyConfig, result: SearchResult, base: Job, base_spec: ArchSpec) -> Picks:
-    """Final jobs: baseline, loss-optimal pick and throughput pick, one per distinct shape."""
+    """Final jobs: baseline, loss-optimal pick and the fastest pick meeting the target, one per
+    distinct shape."""
     notes = list(result.notes)
-    chosen = {"baseline": base_spec, "loss_optimal": result.panda.candidate.spec}
-    if result.best is not None:
-        chosen["throughput"] = result.gqa.chosen.spec
+    chosen = {"baseline": base_spec, "loss_optimal": result.loss_optimal.candidate.spec}
+    if result.fastest_meeting_target is not None:
+        chosen["fastest_meeting_target"] = result.gqa.chosen.spec
     else:
-        notes.append("no throughput pick: no candidate is predicted to meet the baseline's loss")
+        notes.append(
+            "no fastest_meeting_target pick: no candidate is predicted to meet the baseline's loss"
+        )
     jobs: dict[tuple[object, ...], Job] = {}
     roles: dict[str, list[str]] = {}
     for role, spec in chosen.items():

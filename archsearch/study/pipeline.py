@@ -3,7 +3,8 @@
 1. ``train_stage``: train every job (a finished ``record.json`` is read, not retrained).
 2. ``throughput_stage``: measure decode throughput beside each record (``throughput.json``).
 3. ``fit_stage``: progressive evaluation of the conditional law (fit on the smaller budgets,
-   predict the next; MSE and Spearman as in arXiv 2510.18245, Table 2), the fit on every budget
+   predict the next; MSE and Spearman as in arXiv 2510.18245's progressive figure, Fig. 6 in
+   v2), the fit on every budget
    but the largest (used to predict and search there) and the fit on all budgets.
 4. ``search_stage``: Algorithm 1 at the largest budget against the LLaMA-3.2-shaped baseline.
 5. ``final_jobs`` + stages 1-2: train and measure the baseline and the picks.
@@ -110,7 +111,7 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     data = raw.with_l_opt(make_l_opt(raw, "best_observed")(raw))
     target = data.scales()[-1]
     log(f"[fit] {len(data)} runs at budgets {', '.join(data.scales())}; held out: {target}")
-    steps = progressive(raw, law.form, **settings)
+    steps = progressive(raw, law.form, "best_observed_peeking", **settings)
     boot = dict(n_bootstrap=law.n_bootstrap, seed=law.seed, source=str(sweep_dir))
     extrapolation = fit_law(raw.select(raw.scale != target), law.form, **settings, **boot)
     full = fit_law(raw, law.form, **settings, **boot)

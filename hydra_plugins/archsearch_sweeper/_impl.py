@@ -116,7 +116,7 @@ class ArchsearchSweeperImpl:
         n_params = int(budget.n_params)
         budget_cfg = BudgetConfig(**OmegaConf.to_container(budget, resolve=True))
         tokens = budget_cfg.train_tokens_at(n_params)
-        extra = OmegaConf.to_container(OmegaConf.create(dict(self.conf.search)), resolve=True)
+        conf = self.conf
         return SearchState(
             n_params=n_params,
             train_tokens=int(tokens),
@@ -126,8 +126,14 @@ class ArchsearchSweeperImpl:
             gqa_group=int(model.gqa_group or 1),
             tie_embeddings=bool(model.tie_embeddings),
             n_params_tolerance=float(budget.n_params_tolerance),
-            seed=self.conf.seed,
-            **extra,  # type: ignore[arg-type]
+            seed=conf.seed,
+            space=conf.space,
+            form=conf.form,
+            l_opt=conf.l_opt if conf.l_opt_value is None else conf.l_opt_value,
+            n_initial=conf.n_initial,
+            n_bootstrap=conf.n_bootstrap,
+            kappa=conf.kappa,
+            min_distance=conf.min_distance,
         )
 
     def _stop_before(self, state: SearchState, progress: SweepProgress) -> str | None:

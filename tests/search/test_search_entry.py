@@ -36,18 +36,23 @@ def test_fit_then_search_then_train_compose(tmp_path):
         f"law={fit_dir / 'fit.json'}",
         "budget=llama1b_20x",
         "target=llama3_2_1b",
-        "n_r=20",
+        "space.n_r=20",
         f"hydra.run.dir={out}",
     )
     assert proc.returncode == 0, proc.stderr
     table = proc.stdout
     assert "Chinchilla fitted on the law's data" in table  # best-observed L_opt has no 1B entry
-    for word in ("target", "best", "panda", "front", "pred. loss", "gain", "gqa search"):
+    words = ("target", "fastest_meeting_target", "loss_optimal", "front", "pred. loss", "gain")
+    for word in (*words, "gqa search", "law domain: x [0.04, 0.16], r [0.6, 4]"):
         assert word in table
+    # no trained record of the preset: L_t is the law's prediction, and says so
+    assert "PREDICTED by the law, a fallback: no trained record of llama3_2_1b" in table
     summary = json.loads((out / "search.json").read_text())
-    assert summary["best"] and summary["panda"] and len(summary["front"]) >= 3
+    assert summary["target"]["source"] == "predicted"
+    assert summary["fastest_meeting_target"]["in_domain"] and summary["loss_optimal"]["in_domain"]
+    assert len(summary["front"]) >= 3
     assert (out / "pareto.png").stat().st_size > 0 and (out / "contour.png").stat().st_size > 0
-    name = summary["best"]
+    name = summary["fastest_meeting_target"]["name"]
     assert (out / "model" / f"{name}.yaml").is_file()
     proc = run(
         "-m",

@@ -94,3 +94,25 @@ def test_converged_sweep_run_again_launches_nothing(tmp_path: Path) -> None:
     again = _sweep(tmp_path, *settings, "hydra.sweeper.tolerance=1.0")
     assert again["rounds"] == first["rounds"] and again["stop_reason"] == first["stop_reason"]
     assert sorted(tmp_path.glob("*/.hydra")) == jobs
+
+
+def test_search_space_is_the_typed_shared_config(tmp_path: Path) -> None:
+    from omegaconf import OmegaConf
+
+    from archsearch.search import SearchSpaceConfig
+    from hydra_plugins.archsearch_sweeper.config import ArchsearchSweeperConf
+
+    conf = ArchsearchSweeperConf(space=OmegaConf.create({"x_max": 0.1, "gqa_groups": [1]}))
+    assert conf.space == SearchSpaceConfig(x_max=0.1, gqa_groups=[1])
+    state = _sweep(
+        tmp_path,
+        "hydra.sweeper.max_rounds=1",
+        "hydra.sweeper.jobs_per_round=4",
+        "hydra.sweeper.space.x_max=0.1",
+        "hydra.sweeper.space.r_max=2.0",
+        "hydra.sweeper.n_initial=4",
+    )
+    assert state["search"]["space"]["x_max"] == 0.1 and state["search"]["n_initial"] == 4
+    proposed = json.loads((tmp_path / "rounds" / "round_01" / "proposals.json").read_text())
+    assert len(proposed) == 4
+    assert all(p["x"] <= 0.1 and p["r"] <= 2.0 for p in proposed)
