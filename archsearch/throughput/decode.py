@@ -166,21 +166,40 @@ class Decoder:
             prompts: (B, T_in) token ids on the model's device.
 
         Returns:
-            (generated (B, T_out) token ids, prefill seconds, generation seconds).
+            (generated (B, T_out) token ids, prefill seconds, generation seconds), wall clock.
         """
         with torch.inference_mode():
             synchronize(self.device)
             start = time.perf_counter()
             self.prefill(prompts)
             synchronize(self.device)
-            prefilled = time.perf_counter()
-            tokens = [prompts[:, -1:]]
+            prefill_s = time.perf_counter() - start
+        generated, decode_s = self.generate(prompts[:, -1:])
+        return generated, prefill_s, decode_s
+
+    def generate(
+        self, last: torch.Tensor, clock: Callable[[], float] = time.perf_counter
+    ) -> tuple[torch.Tensor, float]:
+        """The T_out decode steps after a prefill (repeatable: each run rewrites the same
+        positions of the cache).
+
+        Args:
+            last: (B, 1) the prompts' last tokens.
+            clock: what times the steps: wall clock, or ``time.process_time`` (the CPU time of
+                this process, blind to other processes sharing the cores; CPU only).
+
+        Returns:
+            (generated (B, T_out) token ids, generation seconds).
+        """
+        with torch.inference_mode():
+            synchronize(self.device)
+            start = clock()
+            tokens = [last]
             for pos in range(self.prompt_tokens - 1, self.prompt_tokens - 1 + self.new_tokens):
                 tokens.append(self.step(tokens[-1], pos))
             generated = torch.cat(tokens[1:], dim=1)
             synchronize(self.device)
-            done = time.perf_counter()
-        return generated, prefilled - start, done - prefilled
+            return generated, clock() - start
 
 
 def check_memory(
