@@ -88,7 +88,7 @@ class KVCache:
 
 
 def attend_cached(
-    q: torch.Tensor,
+    grouped: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
     cache: tuple[torch.Tensor, torch.Tensor],
@@ -102,14 +102,16 @@ def attend_cached(
     positions the whole cache is read and ``mask`` hides later positions.
 
     Args:
-        q: (B, n_heads, T, head_dim); k, v: (B, n_kv_heads, T, head_dim), RoPE applied.
+        grouped: queries (B, n_kv_heads, g * T, head_dim), row ``j * T + t`` the query head
+            ``kv * g + j`` at token t (``q.reshape`` of (B, n_heads, T, head_dim) queries).
+        k, v: (B, n_kv_heads, T, head_dim); RoPE applied to queries and keys.
         cache: one layer's (keys, values), each (B, n_kv_heads, max_len, head_dim).
         start_pos, mask: as ``Transformer.cached_tables`` returns them (``where``, ``mask``).
 
     Returns:
-        (B, n_heads, T, head_dim).
+        (B, n_kv_heads, g * T, head_dim), laid out as ``grouped``.
     """
-    batch, n_heads, length, head_dim = q.shape
+    length = k.shape[2]
     if isinstance(start_pos, torch.Tensor):
         cache[0].index_copy_(2, start_pos, k)
         cache[1].index_copy_(2, start_pos, v)
@@ -119,9 +121,7 @@ def attend_cached(
         keys, values = cache[0][:, :, :end], cache[1][:, :, :end]
         keys[:, :, start_pos:] = k
         values[:, :, start_pos:] = v
-    grouped = q.reshape(batch, k.shape[1], -1, head_dim)
-    out = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask)
-    return out.view(batch, n_heads, length, head_dim)
+    return F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask)
 
 
 class Attention(nn.Module):
@@ -150,7 +150,9 @@ class Attention(nn.Module):
         v = self.wv(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None and not (isinstance(start_pos, int) and start_pos == 0):
-            out = attend_cached(q, k, v, cache, start_pos, mask)
+            grouped = q.reshape(batch, self.n_kv_heads, -1, self.head_dim)
+            out = attend_cached(grouped, k, v, cache, start_pos, mask)
+            out = out.view(batch, self.n_heads, length, self.head_dim)
         else:
             if cache is not None:  # a prefill from position 0 needs only its own keys
                 cache[0][:, :, :length] = k
@@ -358,18 +360,28 @@ class CachedStep:
     ) -> torch.Tensor:
         """Logits (B, T, vocab_size) of ``tokens`` (B, T) at positions from ``start_pos``."""
         batch, length = tokens.shape
+        hd = self.head_dim
         cos, sin, where, mask = self.model.cached_tables(cache, start_pos, length)
         x = F.embedding(tokens, self.embedding)
         for (an, wq, wk, wv, wo, mn, w1, w3, w2), keys, values in zip(
             self.layers, cache.keys, cache.values, strict=True
         ):
             h = F.rms_norm(x, self.shape, an, self.eps)
-            q = F.linear(h, wq).view(batch, length, self.heads, self.head_dim).transpose(1, 2)
-            k = F.linear(h, wk).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = F.linear(h, wv).view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-            out = attend_cached(q, k, v, (keys, values), where, mask)
-            x = x + F.linear(out.transpose(1, 2).reshape(batch, length, -1), wo)
+            if length == 1:  # one token: its heads come out of wq grouped by KV head already
+                q = apply_rope(F.linear(h, wq).view(batch, self.kv_heads, -1, hd), cos, sin)
+                k = apply_rope(F.linear(h, wk).view(batch, self.kv_heads, 1, hd), cos, sin)
+                v = F.linear(h, wv).view(batch, self.kv_heads, 1, hd)
+                out = attend_cached(q, k, v, (keys, values), where, mask).view(batch, 1, -1)
+            else:
+                q = F.linear(h, wq).view(batch, length, self.heads, hd).transpose(1, 2)
+                k = F.linear(h, wk).view(batch, length, self.kv_heads, hd).transpose(1, 2)
+                v = F.linear(h, wv).view(batch, length, self.kv_heads, hd).transpose(1, 2)
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+                grouped = q.reshape(batch, self.kv_heads, -1, hd)
+                out = attend_cached(grouped, k, v, (keys, values), where, mask)
+                out = out.view(batch, self.heads, length, hd).transpose(1, 2)
+                out = out.reshape(batch, length, -1)
+            x = x + F.linear(out, wo)
             h = F.rms_norm(x, self.shape, mn, self.eps)
             x = x + F.linear(F.silu(F.linear(h, w1)) * F.linear(h, w3), w2)
         return F.linear(F.rms_norm(x, self.shape, self.norm, self.eps), self.output)

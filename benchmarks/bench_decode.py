@@ -5,10 +5,12 @@ Run: ``python benchmarks/bench_decode.py [--threads 1] [--skip-cpu]``
 1. The project's decode loop (``Decoder``, the lean step) beside a minimal plain loop of the same
    shape written here (``F.*`` ops over the same weights, its own cache), both greedy and checked
    to give the same tokens, timed interleaved at the default tiny shape, B 1 and 4.
-2. Two calibrations of this CPU in a row (``probe.calibrate_profile``), then seven shapes at
-   N ~ 4M (4 layers, head_dim 32) differing in d_model, r and g, at B 1 and 8: measured decode
-   tokens/s beside both calibrations' predictions and the bound (the profile without fixed costs).
-   Steps are timed in process CPU time (median of interleaved repeats), as the calibration is.
+2. Seven shapes at N ~ 4M (4 layers, head_dim 32) differing in d_model, r and g, at B 1 and 8:
+   measured decode tokens/s beside the predictions of two calibrations of this CPU and the bound
+   (calibration 1 without fixed costs). Calibration 1 (``probe.fit_times``) is timed in the same
+   interleaved rounds as the shapes, so that both see the same load; calibration 2
+   (``probe.calibrate_profile``) runs on its own right after. Steps are timed in process CPU
+   time, the median of interleaved repeats.
 3. ``h100_measured`` on the H100 table: predicted and measured step times, the Surefire-1B /
    LLaMA-3.2-1B ratio, and each shape predicted by a profile fitted on the other one only.
 """
@@ -26,16 +28,24 @@ import torch.nn.functional as F
 from archsearch import cli
 from archsearch.arch import ArchSpec, describe, shape_for
 from archsearch.config import BudgetConfig, resolve_arch
-from archsearch.throughput import HardwareProfile, estimate_decode, get_profile
+from archsearch.throughput import estimate_decode, get_profile
 from archsearch.throughput.calibrate import describe_profile
 from archsearch.throughput.calibration import (
     H100_SHAPES,
+    ProfileFit,
     fit_h100,
     predict_steps,
     read_decode_table,
 )
 from archsearch.throughput.decode import Decoder, build_model
-from archsearch.throughput.probe import calibrate_profile
+from archsearch.throughput.probe import (
+    CPU_PROBES,
+    Probe,
+    calibrate_profile,
+    fit_times,
+    round_normalized,
+    time_steps,
+)
 
 CPU = torch.device("cpu")
 Step = Callable[[torch.Tensor, int], torch.Tensor]
@@ -146,72 +156,60 @@ def accuracy_shapes() -> list[ArchSpec]:
     return [shape(*k) for k in knobs]
 
 
-def measure_steps(
-    specs: list[ArchSpec], batch: int, prompt: int, new: int, repeats: int
-) -> list[float]:
-    """Median per-step process CPU time of each shape's decode, the shapes interleaved."""
-    runs = []
-    for spec in specs:
-        decoder = Decoder(build_model(spec, CPU, "fp32", seed=0), batch, prompt, new, "none")
-        prompts = torch.randint(spec.vocab_size, (batch, prompt))
-        with torch.inference_mode():
-            decoder.prefill(prompts)
-        runs.append((decoder, prompts[:, -1:]))
-    times: list[list[float]] = [[] for _ in specs]
-    for round_ in range(repeats + 1):
-        for i, (decoder, last) in enumerate(runs):
-            seconds = decoder.generate(last, time.process_time)[1] / new
-            if round_:
-                times[i].append(seconds)
-    return [statistics.median(t) for t in times]
-
-
 def cpu_accuracy(args: argparse.Namespace) -> None:
-    print(f"\n2. calibrated CPU profile ({torch.get_num_threads()} thread(s), fp32, eager)")
-    profiles: list[HardwareProfile] = []
-    for i in (1, 2):
-        start = time.perf_counter()
-        fit = calibrate_profile(CPU, "fp32", repeats=args.calibration_repeats)
-        profiles.append(fit.profile)
-        print(
-            f"calibration {i} ({time.perf_counter() - start:.0f} s wall): "
-            f"{describe_profile(fit.profile, 'fp32')}; probes fitted within "
-            f"{fit.max_abs_rel_error:.0%}, spread over repeats up to "
-            f"{fit.profile.fit['max_spread_over_repeats']:.0%}"
-        )
-    first, second = profiles
+    """Calibration 1 timed interleaved with the shapes it predicts (the same load on both), then
+    calibration 2 on its own right after it."""
     prompt, new = args.prompt_tokens_cpu, args.new_tokens
+    shapes = [Probe(s, b, prompt, new) for b in args.batch_sizes for s in accuracy_shapes()]
     print(
-        f"T_in {prompt}, T_out {new}; measured: median of {args.repeats} interleaved repeats "
-        "(process CPU time); bound: calibration 1 without fixed costs"
+        f"\n2. calibrated CPU profile ({torch.get_num_threads()} thread(s), fp32, eager): "
+        f"{len(CPU_PROBES)} probes and {len(shapes)} shapes (T_in {prompt}, T_out {new}) timed "
+        f"in {args.calibration_repeats} interleaved rounds, process CPU time, round-normalized "
+        "medians"
     )
+    start = time.perf_counter()
+    times = time_steps([*CPU_PROBES, *shapes], CPU, "fp32", "none", args.calibration_repeats)
+    first = fit_times(CPU_PROBES, times[: len(CPU_PROBES)], CPU, "fp32", "none")
+    measured, _ = round_normalized(times)  # the shapes' steps, relative to the same rounds
+    print(f"calibration 1 ({time.perf_counter() - start:.0f} s wall with the shapes): ", end="")
+    print(describe_fit(first))
+    start = time.perf_counter()
+    second = calibrate_profile(CPU, "fp32", repeats=args.calibration_repeats)
+    print(f"calibration 2 ({time.perf_counter() - start:.0f} s wall): {describe_fit(second)}")
     print(
-        f"{'shape':<22} {'d':>4} {'r':>5} {'g':>2} {'B':>2} {'measured':>9} {'cal 1':>8} "
-        f"{'err':>6} {'cal 2':>8} {'err':>6} {'1 vs 2':>6} {'bound':>8}"
+        f"{'shape':<26} {'r':>5} {'g':>2} {'B':>2} {'measured':>9} {'cal 1':>8} {'err':>6} "
+        f"{'cal 2':>8} {'err':>6} {'1 vs 2':>6} {'bound':>8}"
     )
     errors, drift = [], []
-    specs = accuracy_shapes()
-    for batch in args.batch_sizes:
-        measured = measure_steps(specs, batch, prompt, new, args.repeats)
-        for spec, step_s in zip(specs, measured, strict=True):
-            tokens_per_s = batch / step_s
-            predicted = [
-                estimate_decode(spec, p, batch, prompt, new, "fp32").tokens_per_s
-                for p in (first, second, first.bound())
-            ]
-            err = [p / tokens_per_s - 1 for p in predicted[:2]]
-            errors += err
-            drift.append(predicted[1] / predicted[0] - 1)
-            counts = describe(spec)
-            print(
-                f"{spec.name:<22} {spec.d_model:>4} {counts['r_mlp_attn']:>5.2f} "
-                f"{spec.gqa_group:>2} {batch:>2} {tokens_per_s:>9.1f} {predicted[0]:>8.1f} "
-                f"{err[0]:>+6.1%} {predicted[1]:>8.1f} {err[1]:>+6.1%} {drift[-1]:>+6.1%} "
-                f"{predicted[2]:>8.1f}"
-            )
+    for probe, step_s in zip(shapes, measured[len(CPU_PROBES) :], strict=True):
+        spec, batch = probe.spec, probe.batch_size
+        tokens_per_s = batch / step_s
+        predicted = [
+            estimate_decode(spec, p, batch, prompt, new, "fp32").tokens_per_s
+            for p in (first.profile, second.profile, first.profile.bound())
+        ]
+        err = [p / tokens_per_s - 1 for p in predicted[:2]]
+        errors.append(err[0])
+        drift.append(predicted[1] / predicted[0] - 1)
+        print(
+            f"{probe.label:<26} {describe(spec)['r_mlp_attn']:>5.2f} {spec.gqa_group:>2} "
+            f"{batch:>2} {tokens_per_s:>9.1f} {predicted[0]:>8.1f} {err[0]:>+6.1%} "
+            f"{predicted[1]:>8.1f} {err[1]:>+6.1%} {drift[-1]:>+6.1%} {predicted[2]:>8.1f}"
+        )
     print(
-        f"largest error {max(abs(e) for e in errors):.1%} (target 25%); calibrations 1 and 2 "
-        f"differ by at most {max(abs(d) for d in drift):.1%} (target 10%)"
+        f"calibration 1 predicts every shape within {max(abs(e) for e in errors):.1%} (target "
+        f"25%); calibrations 1 and 2 differ by at most {max(abs(d) for d in drift):.1%} "
+        "(target 10%)"
+    )
+
+
+def describe_fit(fit: ProfileFit) -> str:
+    record = fit.profile.fit
+    return (
+        f"{describe_profile(fit.profile, 'fp32')}; probes fitted within "
+        f"{fit.max_abs_rel_error:.0%}; spread over repeats median "
+        f"{record['median_spread_over_repeats']:.0%}, max {record['max_spread_over_repeats']:.0%} "
+        f"(before removing round-wide load: median {record['median_raw_spread_over_repeats']:.0%})"
     )
 
 
@@ -257,7 +255,6 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128, help="T_in of part 1")
     parser.add_argument("--prompt-tokens-cpu", type=int, default=512, help="T_in of part 2")
     parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--loop-repeats", type=int, default=21)
     parser.add_argument("--calibration-repeats", type=int, default=9)
     parser.add_argument("--skip-cpu", action="store_true", help="only the H100 fit (part 3)")

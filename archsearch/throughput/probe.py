@@ -9,13 +9,16 @@ bytes stay in the caches, so the CPU probes move 1-70 MB a step, like the shapes
 and benchmarks decode; far larger shapes are extrapolations.
 
 Robust to a shared machine: each probe is prefilled once and its T_out steps are timed many times,
-the probes interleaved (round-robin, so a burst of load hits all of them alike), on CPU in process
-CPU time (``time.process_time``: blind to time the process waits for a core), and the median of
-the repeats is fitted. The spread over repeats is recorded in the profile's ``fit``.
+the probes interleaved in rounds (round-robin, so a burst of load hits all of them alike), on CPU
+in process CPU time (``time.process_time``: blind to time the process waits for a core, though not
+to other processes sharing the caches and memory bus). Each probe's time is taken relative to its
+round's geometric mean, so load that slows a whole round cancels (``round_normalized``), and the
+median over rounds is fitted. The spread over rounds is recorded in the profile's ``fit``.
 """
 
 from __future__ import annotations
 
+import math
 import platform
 import statistics
 import time
@@ -129,6 +132,25 @@ def time_steps(
     return times
 
 
+def round_normalized(times: Sequence[Sequence[float]]) -> tuple[list[float], list[float]]:
+    """Per probe, the median over rounds of its time relative to the round's geometric mean,
+    scaled by the median round; and the spread of those ratios, ``(max - min) / median``.
+
+    Args:
+        times: per probe, one time per round (``time_steps``), all probes timed in each round.
+    """
+    rounds = list(zip(*times, strict=True))
+    means = [math.exp(statistics.fmean(math.log(t) for t in r)) for r in rounds]
+    scale = statistics.median(means)
+    medians, spreads = [], []
+    for probe_times in times:
+        ratios = [t / m for t, m in zip(probe_times, means, strict=True)]
+        middle = statistics.median(ratios)
+        medians.append(middle * scale)
+        spreads.append((max(ratios) - min(ratios)) / middle)
+    return medians, spreads
+
+
 def calibrate_profile(
     device: torch.device,
     dtype: str,
@@ -152,14 +174,30 @@ def calibrate_profile(
     Returns:
         The fit; the profile's ``fit`` records the probes' spread, threads and machine.
     """
-    on_cpu = device.type == "cpu"
-    probes = list(probes or (CPU_PROBES if on_cpu else CUDA_PROBES))
+    probes = list(probes or (CPU_PROBES if device.type == "cpu" else CUDA_PROBES))
     times = time_steps(probes, device, dtype, mode, repeats)
+    return fit_times(probes, times, device, dtype, mode, base, name)
+
+
+def fit_times(
+    probes: Sequence[Probe],
+    times: Sequence[Sequence[float]],
+    device: torch.device,
+    dtype: str,
+    mode: str,
+    base: HardwareProfile | None = None,
+    name: str | None = None,
+) -> ProfileFit:
+    """Fit a profile to each probe's round-normalized median step (``round_normalized`` of
+    ``time_steps``); arguments as ``calibrate_profile``'s."""
+    on_cpu = device.type == "cpu"
+    repeats = len(times[0])
+    medians, spreads = round_normalized(times)
     steps = [
-        MeasuredStep(p.spec, p.batch_size, p.kv_len, statistics.median(t), p.label)
-        for p, t in zip(probes, times, strict=True)
+        MeasuredStep(p.spec, p.batch_size, p.kv_len, t, p.label)
+        for p, t in zip(probes, medians, strict=True)
     ]
-    spread = max((max(t) - min(t)) / statistics.median(t) for t in times)
+    raw_spreads = [(max(t) - min(t)) / statistics.median(t) for t in times]
     start = base or HardwareProfile("start", 1e10, {dtype: 1e11 if on_cpu else 1e14})
     if on_cpu:  # one thread runs every op in turn
         start = replace(start, overlap=False)
@@ -180,7 +218,9 @@ def calibrate_profile(
     )
     record = {
         **fit.profile.fit,
-        "max_spread_over_repeats": round(spread, 4),
+        "median_spread_over_repeats": round(statistics.median(spreads), 4),
+        "max_spread_over_repeats": round(max(spreads), 4),
+        "median_raw_spread_over_repeats": round(statistics.median(raw_spreads), 4),
         "repeats": repeats,
         "calibrated_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
