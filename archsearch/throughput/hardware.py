@@ -25,6 +25,8 @@ from typing import Any
 
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1}
 LOCAL = "local"  # the hardware name of this machine's cached calibration
+# the roofline form cached calibrations were fitted with: entries of another form are ignored
+CALIBRATION_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -201,21 +203,27 @@ def calibration_path(cache_dir: str | Path | None = None) -> Path:
 
 def cached_profile(key: str, cache_dir: str | Path | None = None) -> HardwareProfile | None:
     """This machine's cached calibration under ``key`` (``calibration_key``), or None."""
+    entry = _cached_entries(cache_dir).get(key)
+    return HardwareProfile.from_dict(entry) if entry else None
+
+
+def _cached_entries(cache_dir: str | Path | None) -> dict[str, Any]:
     path = calibration_path(cache_dir)
     if not path.is_file():
-        return None
-    entry = json.loads(path.read_text()).get(key)
-    return HardwareProfile.from_dict(entry) if entry else None
+        return {}
+    cached = json.loads(path.read_text())
+    if cached.get("format") != CALIBRATION_FORMAT:  # fitted with another roofline form
+        return {}
+    return dict(cached["profiles"])
 
 
 def store_profile(key: str, profile: HardwareProfile, cache_dir: str | Path | None = None) -> Path:
     """Cache ``profile`` as this machine's calibration under ``key``; returns the file."""
     path = calibration_path(cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    entries = json.loads(path.read_text()) if path.is_file() else {}
-    entries[key] = profile.to_dict()
+    entries = {**_cached_entries(cache_dir), key: profile.to_dict()}
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(entries, indent=1))
+    tmp.write_text(json.dumps({"format": CALIBRATION_FORMAT, "profiles": entries}, indent=1))
     tmp.replace(path)
     return path
 

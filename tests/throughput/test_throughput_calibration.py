@@ -15,7 +15,9 @@ from archsearch.throughput import (
     H100_MEASURED,
     LOCAL,
     HardwareProfile,
+    cached_profile,
     calibration_key,
+    calibration_path,
     estimate_decode,
     get_profile,
     profile_for_hardware,
@@ -140,6 +142,9 @@ def test_local_calibration_is_cached_per_key(tmp_path: Path) -> None:
     local = profile_for_hardware(LOCAL, key, tmp_path)
     assert local.profile == mine and local.source == "measured"
     assert "calibrated, cpu/fp32/none/1t" in local.label
+    path = calibration_path(tmp_path)
+    path.write_text(path.read_text().replace('"format": 2', '"format": 1'))
+    assert cached_profile(key, tmp_path) is None  # fitted with another roofline form
 
 
 def test_hardware_profiles_import_no_torch_or_scipy() -> None:
