@@ -324,10 +324,11 @@ def _summed_cross_entropy(
 class CachedStep:
     """The lean decode step: ``Transformer.forward`` with a cache, without per-step module calls.
 
-    Every weight is referenced once, at construction, and a step is the functional ops of
+    Every weight is referenced once, at construction, and a step is the arithmetic of
     ``Block.forward`` in the same order (so the logits are the same bits): no ``nn.Module`` call,
-    attribute lookup or table rebuilt per step. RoPE tables, positions and the mask come from
-    ``Transformer.cached_tables``, once per step for all layers. Works with int and tensor
+    attribute lookup or table rebuilt per step, and a single token's query heads come out of
+    ``wq`` already grouped by KV head (no transposes). RoPE tables, positions and the mask come
+    from ``Transformer.cached_tables``, once per step for all layers. Works with int and tensor
     positions (CUDA graphs, ``torch.compile``).
     """
 
@@ -371,7 +372,7 @@ class CachedStep:
                 q = apply_rope(F.linear(h, wq).view(batch, self.kv_heads, -1, hd), cos, sin)
                 k = apply_rope(F.linear(h, wk).view(batch, self.kv_heads, 1, hd), cos, sin)
                 v = F.linear(h, wv).view(batch, self.kv_heads, 1, hd)
-                out = attend_cached(q, k, v, (keys, values), where, mask).view(batch, 1, -1)
+                out = attend_cached(q, k, v, (keys, values), where, mask).reshape(batch, 1, -1)
             else:
                 q = F.linear(h, wq).view(batch, length, self.heads, hd).transpose(1, 2)
                 k = F.linear(h, wk).view(batch, length, self.kv_heads, hd).transpose(1, 2)

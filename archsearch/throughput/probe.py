@@ -168,7 +168,8 @@ def calibrate_profile(
         mode: decode step mode (see ``decode.STEP_MODES``).
         probes: default ``CPU_PROBES`` or ``CUDA_PROBES``.
         repeats: timed rounds over all probes (the median is fitted).
-        base: profile whose terms are kept where not fitted (on CUDA: the datasheet peak).
+        base: profile whose terms are kept where not fitted (on CUDA: the datasheet peak, which
+            is fitted too when the base has none for ``dtype``).
         name: default ``"<device type>_calibrated"``.
 
     Returns:
@@ -198,9 +199,14 @@ def fit_times(
         for p, t in zip(probes, medians, strict=True)
     ]
     raw_spreads = [(max(t) - min(t)) / statistics.median(t) for t in times]
-    start = base or HardwareProfile("start", 1e10, {dtype: 1e11 if on_cpu else 1e14})
+    start = base or HardwareProfile("start", 1e10)
+    free = CPU_FREE if on_cpu else CUDA_FREE
     if on_cpu:  # one thread runs every op in turn
         start = replace(start, overlap=False)
+    if dtype not in start.peak_flops_per_s:  # no datasheet peak to hold: fit it too
+        peaks = {**start.peak_flops_per_s, dtype: 1e11 if on_cpu else 1e14}
+        start = replace(start, peak_flops_per_s=peaks)
+        free = tuple(dict.fromkeys([*free, "peak_flops_per_s"]))
     threads = torch.get_num_threads() if on_cpu else None
     where = platform.processor() or platform.machine() if on_cpu else torch.cuda.get_device_name()
     source = (
@@ -212,7 +218,7 @@ def fit_times(
         steps,
         start,
         name or f"{device.type}_calibrated",
-        CPU_FREE if on_cpu else CUDA_FREE,
+        free,
         dtype,
         source,
     )
