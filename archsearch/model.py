@@ -22,27 +22,40 @@ from archsearch.arch import ArchSpec
 def rope_tables(
     head_dim: int, positions: torch.Tensor, theta: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos and sin tables of shape (len(positions), head_dim // 2), in float32."""
+    """Rotation tables of shape (len(positions), head_dim), in float32, for ``apply_rope``.
+
+    ``cos`` is (cos, cos) and ``sin`` is (-sin, sin) over the two halves of the head, so that a
+    rotation is two multiplies and an add.
+    """
     inv_freq = 1.0 / theta ** (
         torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim
     )
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
-    return angles.cos(), angles.sin()
+    cos, sin = angles.cos(), angles.sin()
+    return torch.cat((cos, cos), dim=-1), torch.cat((-sin, sin), dim=-1)
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (first half, second half) of the last dim; x is (B, heads, T, head_dim)."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    rotated = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
-    return rotated.to(x.dtype)
+    """Rotate pairs (first half, second half) of the last dim; x is (B, heads, T, head_dim).
+
+    ``x * cos + roll(x) * sin`` with the tables of ``rope_tables``: the first half is
+    ``x1 cos - x2 sin`` and the second ``x2 cos + x1 sin`` (exactly, in IEEE arithmetic).
+    """
+    if x.dtype == torch.float32:
+        return x * cos + x.roll(x.shape[-1] // 2, dims=-1) * sin
+    wide = x.float()
+    return (wide * cos + wide.roll(x.shape[-1] // 2, dims=-1) * sin).to(x.dtype)
 
 
 @dataclass
 class KVCache:
-    """Pre-allocated keys and values, one (B, n_kv_heads, max_len, head_dim) pair per layer."""
+    """Pre-allocated keys and values, one (B, n_kv_heads, max_len, head_dim) pair per layer, and
+    the RoPE tables of its ``max_len`` positions (``rope_tables``), computed once, not per step."""
 
     keys: list[torch.Tensor]
     values: list[torch.Tensor]
+    cos: torch.Tensor
+    sin: torch.Tensor
 
     @classmethod
     def allocate(
@@ -54,9 +67,19 @@ class KVCache:
         dtype: torch.dtype = torch.float32,
     ) -> KVCache:
         shape = (batch_size, spec.n_kv_heads, max_len, spec.head_dim)
+        positions = torch.arange(max_len, device=device)
+        cos, sin = rope_tables(spec.head_dim, positions, spec.rope_theta)
         return cls(
             keys=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_layers)],
             values=[torch.zeros(shape, device=device, dtype=dtype) for _ in range(spec.n_layers)],
+            cos=cos,
+            sin=sin,
+        )
+
+    def rows(self, rows: slice) -> KVCache:
+        """The cache of some batch rows: views of the same storage, the same tables."""
+        return KVCache(
+            [k[rows] for k in self.keys], [v[rows] for v in self.values], self.cos, self.sin
         )
 
     @property
@@ -64,11 +87,47 @@ class KVCache:
         return self.keys[0].shape[2]
 
 
+def attend_cached(
+    grouped: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    cache: tuple[torch.Tensor, torch.Tensor],
+    start_pos: int | torch.Tensor,
+    mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """Write k, v at ``start_pos`` and attend over the cache, reading each KV head once.
+
+    The ``g`` query heads sharing a KV head are folded into the query length, so attention runs
+    on (B, n_kv_heads, g * T, head_dim) queries and the cache is never repeated. With a tensor of
+    positions the whole cache is read and ``mask`` hides later positions.
+
+    Args:
+        grouped: queries (B, n_kv_heads, g * T, head_dim), row ``j * T + t`` the query head
+            ``kv * g + j`` at token t (``q.reshape`` of (B, n_heads, T, head_dim) queries).
+        k, v: (B, n_kv_heads, T, head_dim); RoPE applied to queries and keys.
+        cache: one layer's (keys, values), each (B, n_kv_heads, max_len, head_dim).
+        start_pos, mask: as ``Transformer.cached_tables`` returns them (``where``, ``mask``).
+
+    Returns:
+        (B, n_kv_heads, g * T, head_dim), laid out as ``grouped``.
+    """
+    length = k.shape[2]
+    if isinstance(start_pos, torch.Tensor):
+        cache[0].index_copy_(2, start_pos, k)
+        cache[1].index_copy_(2, start_pos, v)
+        keys, values = cache
+    else:
+        end = start_pos + length
+        keys, values = cache[0][:, :, :end], cache[1][:, :, :end]
+        keys[:, :, start_pos:] = k
+        values[:, :, start_pos:] = v
+    return F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask)
+
+
 class Attention(nn.Module):
     def __init__(self, spec: ArchSpec) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.head_dim
-        self.group = spec.gqa_group
         self.wq = nn.Linear(spec.d_model, spec.n_heads * spec.head_dim, bias=False)
         self.wk = nn.Linear(spec.d_model, spec.n_kv_heads * spec.head_dim, bias=False)
         self.wv = nn.Linear(spec.d_model, spec.n_kv_heads * spec.head_dim, bias=False)
@@ -81,14 +140,19 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         start_pos: int | torch.Tensor = 0,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Attention of ``x`` at positions from ``start_pos`` (an int, or a tensor holding every
+        position of ``x``, which keeps shapes static); ``mask`` as ``Transformer.cached_tables``."""
         batch, length, _ = x.shape
         q = self.wq(x).view(batch, length, self.n_heads, self.head_dim).transpose(1, 2)
         k = self.wk(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
         v = self.wv(x).view(batch, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None and not (isinstance(start_pos, int) and start_pos == 0):
-            out = self._attend_cached(q, k, v, cache, start_pos)
+            grouped = q.reshape(batch, self.n_kv_heads, -1, self.head_dim)
+            out = attend_cached(grouped, k, v, cache, start_pos, mask)
+            out = out.view(batch, self.n_heads, length, self.head_dim)
         else:
             if cache is not None:  # a prefill from position 0 needs only its own keys
                 cache[0][:, :, :length] = k
@@ -97,40 +161,6 @@ class Attention(nn.Module):
                 q, k, v, is_causal=length > 1, enable_gqa=self.n_heads != self.n_kv_heads
             )
         return self.wo(out.transpose(1, 2).reshape(batch, length, -1))
-
-    def _attend_cached(
-        self,
-        q: torch.Tensor,
-        k: torch.Tensor,
-        v: torch.Tensor,
-        cache: tuple[torch.Tensor, torch.Tensor],
-        start_pos: int | torch.Tensor,
-    ) -> torch.Tensor:
-        """Write k, v at ``start_pos`` and attend over the cache, reading each KV head once.
-
-        The ``g`` query heads sharing a KV head are folded into the query length, so attention
-        runs on (B, n_kv_heads, g * T, head_dim) queries and the cache is never repeated. A
-        tensor ``start_pos`` keeps every shape static (CUDA graphs, ``torch.compile``): the
-        whole cache is read and later positions are masked.
-        """
-        batch, _, length, _ = q.shape
-        positions = start_pos + torch.arange(length, device=q.device)
-        if isinstance(start_pos, torch.Tensor):
-            cache[0].index_copy_(2, positions, k)
-            cache[1].index_copy_(2, positions, v)
-            keys, values = cache
-        else:
-            end = start_pos + length
-            cache[0][:, :, start_pos:end] = k
-            cache[1][:, :, start_pos:end] = v
-            keys, values = cache[0][:, :, :end], cache[1][:, :, :end]
-        mask = None
-        if isinstance(start_pos, torch.Tensor) or length > 1:
-            key_positions = torch.arange(keys.shape[2], device=q.device)
-            mask = (positions[:, None] >= key_positions[None, :]).repeat(self.group, 1)
-        grouped = q.reshape(batch, self.n_kv_heads, self.group * length, self.head_dim)
-        out = F.scaled_dot_product_attention(grouped, keys, values, attn_mask=mask)
-        return out.view(batch, self.n_heads, length, self.head_dim)
 
 
 class SwiGLU(nn.Module):
@@ -159,8 +189,9 @@ class Block(nn.Module):
         sin: torch.Tensor,
         cache: tuple[torch.Tensor, torch.Tensor] | None = None,
         start_pos: int | torch.Tensor = 0,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), cos, sin, cache, start_pos)
+        x = x + self.attention(self.attention_norm(x), cos, sin, cache, start_pos, mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -214,20 +245,50 @@ class Transformer(nn.Module):
     ) -> torch.Tensor:
         """Final-normed hidden states (B, T, d_model); ``forward`` without the output head."""
         length = tokens.shape[1]
-        if cache is not None and isinstance(start_pos, int) and start_pos + length > cache.max_len:
-            raise ValueError(
-                f"positions up to {start_pos + length} exceed the KV cache of {cache.max_len}"
-            )
-        positions = start_pos + torch.arange(length, device=tokens.device)
-        cos, sin = rope_tables(self.spec.head_dim, positions, self.spec.rope_theta)
+        if cache is None:
+            positions = start_pos + torch.arange(length, device=tokens.device)
+            cos, sin = rope_tables(self.spec.head_dim, positions, self.spec.rope_theta)
+            x = self.tok_embeddings(tokens)
+            for layer in self.layers:
+                if self.activation_checkpointing and self.training:
+                    x = checkpoint(layer, x, cos, sin, use_reentrant=False)
+                else:
+                    x = layer(x, cos, sin)
+            return self.norm(x)
+        cos, sin, where, mask = self.cached_tables(cache, start_pos, length)
         x = self.tok_embeddings(tokens)
-        for i, layer in enumerate(self.layers):
-            if self.activation_checkpointing and self.training and cache is None:
-                x = checkpoint(layer, x, cos, sin, use_reentrant=False)
-            else:
-                layer_cache = None if cache is None else (cache.keys[i], cache.values[i])
-                x = layer(x, cos, sin, layer_cache, start_pos)
+        for layer, keys, values in zip(self.layers, cache.keys, cache.values, strict=True):
+            x = layer(x, cos, sin, (keys, values), where, mask)
         return self.norm(x)
+
+    def cached_tables(
+        self, cache: KVCache, start_pos: int | torch.Tensor, length: int
+    ) -> tuple[torch.Tensor, torch.Tensor, int | torch.Tensor, torch.Tensor | None]:
+        """What every layer of a cached forward shares, computed once: RoPE rows, positions, mask.
+
+        Returns:
+            (cos, sin, where, mask): ``where`` is ``start_pos`` when an int, else the tensor of
+            the ``length`` positions; ``mask`` (g * length, keys) is True where a query may see a
+            key, None for one token at an int position (it sees every key up to its own).
+
+        Raises:
+            ValueError: when an int ``start_pos`` runs past the cache (a tensor one is not
+                checked: that would synchronise).
+        """
+        if isinstance(start_pos, int):
+            end = start_pos + length
+            if end > cache.max_len:
+                raise ValueError(f"positions up to {end} exceed the KV cache of {cache.max_len}")
+            cos, sin = cache.cos[start_pos:end], cache.sin[start_pos:end]
+            if length == 1:
+                return cos, sin, start_pos, None
+            positions, n_keys = start_pos + torch.arange(length, device=cos.device), end
+        else:
+            positions = start_pos + torch.arange(length, device=start_pos.device)
+            cos, sin, n_keys = cache.cos[positions], cache.sin[positions], cache.max_len
+        keys = torch.arange(n_keys, device=positions.device)
+        mask = (positions[:, None] >= keys[None, :]).repeat(self.spec.gqa_group, 1)
+        return cos, sin, start_pos if isinstance(start_pos, int) else positions, mask
 
     def loss(
         self, tokens: torch.Tensor, targets: torch.Tensor, chunk_tokens: int | None = None
@@ -258,3 +319,70 @@ def _summed_cross_entropy(
     hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
 ) -> torch.Tensor:
     return F.cross_entropy(F.linear(hidden, weight).float(), targets, reduction="sum")
+
+
+class CachedStep:
+    """The lean decode step: ``Transformer.forward`` with a cache, without per-step module calls.
+
+    Every weight is referenced once, at construction, and a step is the arithmetic of
+    ``Block.forward`` in the same order (so the logits are the same bits): no ``nn.Module`` call,
+    attribute lookup or table rebuilt per step, and a single token's query heads come out of
+    ``wq`` already grouped by KV head (no transposes). RoPE tables, positions and the mask come
+    from ``Transformer.cached_tables``, once per step for all layers. Works with int and tensor
+    positions (CUDA graphs, ``torch.compile``).
+    """
+
+    def __init__(self, model: Transformer) -> None:
+        spec = model.spec
+        self.model, self.eps, self.shape = model, spec.norm_eps, (spec.d_model,)
+        self.heads, self.kv_heads, self.head_dim = spec.n_heads, spec.n_kv_heads, spec.head_dim
+        self.embedding, self.norm, self.output = (
+            model.tok_embeddings.weight,
+            model.norm.weight,
+            model.output.weight,
+        )
+        self.layers = [
+            (
+                b.attention_norm.weight,
+                b.attention.wq.weight,
+                b.attention.wk.weight,
+                b.attention.wv.weight,
+                b.attention.wo.weight,
+                b.mlp_norm.weight,
+                b.mlp.w1.weight,
+                b.mlp.w3.weight,
+                b.mlp.w2.weight,
+            )
+            for b in model.layers
+        ]
+
+    def __call__(
+        self, tokens: torch.Tensor, cache: KVCache, start_pos: int | torch.Tensor
+    ) -> torch.Tensor:
+        """Logits (B, T, vocab_size) of ``tokens`` (B, T) at positions from ``start_pos``."""
+        batch, length = tokens.shape
+        hd = self.head_dim
+        cos, sin, where, mask = self.model.cached_tables(cache, start_pos, length)
+        x = F.embedding(tokens, self.embedding)
+        for (an, wq, wk, wv, wo, mn, w1, w3, w2), keys, values in zip(
+            self.layers, cache.keys, cache.values, strict=True
+        ):
+            h = F.rms_norm(x, self.shape, an, self.eps)
+            if length == 1:  # one token: its heads come out of wq grouped by KV head already
+                q = apply_rope(F.linear(h, wq).view(batch, self.kv_heads, -1, hd), cos, sin)
+                k = apply_rope(F.linear(h, wk).view(batch, self.kv_heads, 1, hd), cos, sin)
+                v = F.linear(h, wv).view(batch, self.kv_heads, 1, hd)
+                out = attend_cached(q, k, v, (keys, values), where, mask).reshape(batch, 1, -1)
+            else:
+                q = F.linear(h, wq).view(batch, length, self.heads, hd).transpose(1, 2)
+                k = F.linear(h, wk).view(batch, length, self.kv_heads, hd).transpose(1, 2)
+                v = F.linear(h, wv).view(batch, length, self.kv_heads, hd).transpose(1, 2)
+                q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+                grouped = q.reshape(batch, self.kv_heads, -1, hd)
+                out = attend_cached(grouped, k, v, (keys, values), where, mask)
+                out = out.view(batch, self.heads, length, hd).transpose(1, 2)
+                out = out.reshape(batch, length, -1)
+            x = x + F.linear(out, wo)
+            h = F.rms_norm(x, self.shape, mn, self.eps)
+            x = x + F.linear(F.silu(F.linear(h, w1)) * F.linear(h, w3), w2)
+        return F.linear(F.rms_norm(x, self.shape, self.norm, self.eps), self.output)

@@ -91,7 +91,7 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
         if not (out / THROUGHPUT_FILE).exists():
             log(f"[search throughput {i}/{len(shapes)}] {spec.name}")
         records.append(measure(cfg, spec, out, [s.batch_size]))
-    profile, dtype = _profile(cfg, base_spec)
+    profile, dtype = _profile(cfg)
     setting = DecodeSetting(
         profile=profile,
         batch_size=s.batch_size,
@@ -118,7 +118,7 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
     return _picks(cfg, result, base, base_spec)
 
 
-def _profile(cfg: StudyConfig, spec: ArchSpec) -> tuple[HardwareProfile, str]:
+def _profile(cfg: StudyConfig) -> tuple[HardwareProfile, str]:
     """The roofline profile and dtype of the device the throughput is measured on (for the
     search's memory check and any unmeasured shape), resolved as ``run_throughput`` does."""
     from archsearch.throughput.decode import resolve_device, resolve_dtype, resolve_step_mode
@@ -127,10 +127,8 @@ def _profile(cfg: StudyConfig, spec: ArchSpec) -> tuple[HardwareProfile, str]:
     device = resolve_device(cfg.run.train.device)
     dtype = resolve_dtype(cfg.throughput.dtype, device)
     mode = resolve_step_mode(cfg.throughput.compile, device)
-    profile = resolve_profile("auto", device, dtype, spec, mode)
-    if profile is None:  # a CUDA device without a datasheet profile
-        profile = resolve_profile("calibrate", device, dtype, spec, mode)
-    assert profile is not None  # "calibrate" always measures one
+    profile = resolve_profile("auto", device, dtype, mode)
+    assert profile is not None  # "auto" calibrates when nothing else fits
     return profile, dtype
 
 

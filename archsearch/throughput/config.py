@@ -26,8 +26,11 @@ class DecodeConfig:
             (``torch.compile`` of the decode step; on CUDA it also captures CUDA graphs).
         max_memory_gb: refuse a batch whose weights plus KV cache exceed this (GB, 1e9 bytes).
         prefill_chunk_tokens: prompt tokens per prefill forward (rows are prefilled in chunks).
-        profile: roofline hardware profile; "auto" picks one from the device name on CUDA and
-            calibrates one on CPU; null skips the prediction.
+        profile: the profile of the prediction stored beside the measurement: "auto" (this
+            machine's cached calibration for the device, dtype, step mode and threads, else a
+            known GPU's measured or datasheet profile, else a calibration made now and cached),
+            "calibrate" (calibrate now), a profile name (``hardware.get_profile``), or null
+            (no prediction).
         seed: seeds the random weights and prompts.
         num_threads: CPU intra-op threads; null keeps torch's default.
     """

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from archsearch.arch import ArchSpec
-from archsearch.model import KVCache, Transformer
+from archsearch.model import CachedStep, KVCache, Transformer
 from archsearch.throughput.config import DecodeConfig
 from archsearch.throughput.roofline import memory_bytes
 
@@ -100,7 +100,7 @@ class _GraphStep:
         self.tokens.copy_(tokens)
         self.pos.fill_(pos)
         self.graph.replay()
-        return self.out
+        return self.out.clone()  # the next replay overwrites ``out``
 
 
 def make_step(
@@ -114,9 +114,10 @@ def make_step(
             warm-up writes the cache at ``pos``, which the first real step overwrites).
         pos: the first decode position.
     """
+    lean = CachedStep(model)
 
     def greedy(tokens: torch.Tensor, start: torch.Tensor | int) -> torch.Tensor:
-        return model(tokens, cache, start).argmax(dim=-1)
+        return lean(tokens, cache, start).argmax(dim=-1)
 
     if mode == "none":
         return greedy
@@ -156,8 +157,7 @@ class Decoder:
             return
         for row in range(0, prompts.shape[0], self.rows_per_chunk):
             rows = slice(row, row + self.rows_per_chunk)
-            view = KVCache([k[rows] for k in self.cache.keys], [v[rows] for v in self.cache.values])
-            self.model(prompts[rows, :-1], view, 0, last_logits_only=True)
+            self.model(prompts[rows, :-1], self.cache.rows(rows), 0, last_logits_only=True)
 
     def run(self, prompts: torch.Tensor) -> tuple[torch.Tensor, float, float]:
         """Prefill then generate exactly T_out tokens per row.
@@ -166,23 +166,40 @@ class Decoder:
             prompts: (B, T_in) token ids on the model's device.
 
         Returns:
-            (generated (B, T_out) token ids, prefill seconds, generation seconds).
+            (generated (B, T_out) token ids, prefill seconds, generation seconds), wall clock.
         """
-        generated = torch.empty(prompts.shape[0], self.new_tokens, dtype=torch.long)
-        generated = generated.to(self.device)
         with torch.inference_mode():
             synchronize(self.device)
             start = time.perf_counter()
             self.prefill(prompts)
             synchronize(self.device)
-            prefilled = time.perf_counter()
-            token = prompts[:, -1:]
-            for j in range(self.new_tokens):
-                token = self.step(token, self.prompt_tokens - 1 + j)
-                generated[:, j : j + 1].copy_(token)
+            prefill_s = time.perf_counter() - start
+        generated, decode_s = self.generate(prompts[:, -1:])
+        return generated, prefill_s, decode_s
+
+    def generate(
+        self, last: torch.Tensor, clock: Callable[[], float] = time.perf_counter
+    ) -> tuple[torch.Tensor, float]:
+        """The T_out decode steps after a prefill (repeatable: each run rewrites the same
+        positions of the cache).
+
+        Args:
+            last: (B, 1) the prompts' last tokens.
+            clock: what times the steps: wall clock, or ``time.process_time`` (the CPU time of
+                this process, blind to other processes sharing the cores; CPU only).
+
+        Returns:
+            (generated (B, T_out) token ids, generation seconds).
+        """
+        with torch.inference_mode():
             synchronize(self.device)
-            done = time.perf_counter()
-        return generated, prefilled - start, done - prefilled
+            start = clock()
+            tokens = [last]
+            for pos in range(self.prompt_tokens - 1, self.prompt_tokens - 1 + self.new_tokens):
+                tokens.append(self.step(tokens[-1], pos))
+            generated = torch.cat(tokens[1:], dim=1)
+            synchronize(self.device)
+            return generated, clock() - start
 
 
 def check_memory(

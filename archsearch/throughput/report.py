@@ -11,12 +11,15 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
+from archsearch.arch import ArchSpec
 from archsearch.plotting import pyplot, save
 from archsearch.records.throughput import (
     THROUGHPUT_FILE,
     ThroughputRecord,
     scan_throughput_records,
 )
+from archsearch.throughput.hardware import HardwareProfile, profile_for_device
+from archsearch.throughput.roofline import estimate_decode
 
 TABLE_FILE = "throughput_table.txt"
 PLOT_FILE = "throughput.png"
@@ -32,22 +35,44 @@ def shape_label(record: ThroughputRecord) -> str:
     )
 
 
+def bound_profile(record: ThroughputRecord) -> HardwareProfile | None:
+    """The roofline bound of a record's device: its datasheet profile, else the record's
+    prediction profile without fixed costs (``HardwareProfile.bound``), else None."""
+    datasheet = profile_for_device(record.device)
+    if datasheet is not None and record.dtype in datasheet.peak_flops_per_s:
+        return datasheet
+    if record.roofline_profile is None:
+        return None
+    return HardwareProfile.from_dict(record.roofline_profile).bound()
+
+
 def format_table(records: list[ThroughputRecord]) -> str:
-    """One row per (shape, batch size): measured median [min, max] tokens/s and the roofline."""
+    """One row per (shape, batch size): measured median [min, max] tokens/s, the prediction of the
+    record's profile (named per record), measured / predicted, and the roofline bound."""
     header = (
         f"{'shape':<44} {'B':>5} {'tokens/s':>10} {'min':>10} {'max':>10} "
-        f"{'roofline':>10} {'ratio':>6}"
+        f"{'predicted':>10} {'ratio':>6} {'bound':>10}"
     )
     rows = [header, "-" * len(header)]
     for record in records:
+        bound = bound_profile(record)
+        spec = ArchSpec.from_dict(record.arch)
         for b in record.batches:
             roof = f"{b.roofline_tokens_per_s:10.1f}" if b.roofline_tokens_per_s else f"{'-':>10}"
             ratio = f"{b.roofline_fraction:6.2f}" if b.roofline_fraction else f"{'-':>6}"
+            ceiling = f"{'-':>10}"
+            if bound is not None:
+                ceiling = estimate_decode(
+                    spec, bound, b.batch_size, record.prompt_tokens, record.new_tokens, record.dtype
+                ).tokens_per_s
+                ceiling = f"{ceiling:10.1f}"
             rows.append(
                 f"{shape_label(record):<44} {b.batch_size:>5} {b.tokens_per_s:10.1f} "
-                f"{b.tokens_per_s_min:10.1f} {b.tokens_per_s_max:10.1f} {roof} {ratio}"
+                f"{b.tokens_per_s_min:10.1f} {b.tokens_per_s_max:10.1f} {roof} {ratio} {ceiling}"
             )
-    return "\n".join(rows)
+    profiles = sorted({r.roofline_profile["name"] for r in records if r.roofline_profile})
+    note = f"predicted: {', '.join(profiles) or 'none'}; bound: no fixed costs, full bandwidth"
+    return "\n".join([*rows, note])
 
 
 def plot(records: list[ThroughputRecord], path: str | Path) -> Path:

@@ -1,17 +1,36 @@
 """Roofline model of batched decoding: predicted tokens/s for any ArchSpec. Pure: no torch.
 
 One decode step at KV length T (the keys it attends over, the new token's included) costs
-``max(bytes / bandwidth, FLOPs / peak) + step_overhead``, where
+(``step_time_s``)
 
-- bytes = weight bytes + ``batch * T * kv_cache_bytes_per_token``: every weight matrix is read
-  once per step, the output projection (``d_model x vocab``, the embedding matrix when tied)
-  included; the input-embedding gather reads only ``batch`` rows and is not counted;
+    fixed + max(latency_floor, memory (+) compute),
+    memory = weight_bytes / bw_weights + B T kv_bytes / bw_kv,
+    compute = dense_FLOPs / peak + attention_FLOPs(T) / attention_peak,
+
+where ``(+)`` is ``max`` on a device whose memory and compute units overlap (the roofline bound;
+GPUs) and ``+`` where one thread runs every op in turn (``HardwareProfile.overlap`` False: CPUs),
+
+- weight_bytes: every weight matrix is read once per step, the output projection (``d_model x
+  vocab``, the embedding matrix when tied) included; the input-embedding gather reads only
+  ``batch`` rows and is not counted;
+- kv_bytes = ``kv_cache_bytes_per_token`` (DESIGN.md section 2): each of the B rows reads T of them;
 - FLOPs = ``batch * inference_flops_per_token(spec, T, include_lm_head=True)`` (DESIGN.md
-  section 2 plus the output projection).
+  section 2 plus the output projection), split into the dense part (T = 0) and attention's part
+  (``2 n_layers T n_heads head_dim`` per row): attention's small per-head matmuls run at their own
+  effective peak, and they grow with the query heads, not the KV heads, so a GQA layout costs
+  more than its KV bytes;
+- fixed = ``step_overhead_s + n_layers * layer_overhead_s``: work that adds to the step (host
+  Python and op dispatch on a synchronous CPU, sampling);
+- latency_floor: the shortest a step can take on an asynchronous device (the kernel latencies of
+  a CUDA graph), hidden once the step moves enough bytes.
+
+A datasheet profile (no fixed costs, no floor, one bandwidth, one peak, overlapping) gives the
+classic roofline bound ``max(bytes / bandwidth, FLOPs / peak)``; a measured profile has its terms
+fitted to measured steps (``archsearch.throughput.calibration``).
 
 Protocol (as in ``archsearch.throughput.decode``): the first ``T_in - 1`` prompt tokens are
 prefilled; then T_out decode steps each produce one generated token, step j (0-based) feeding the
-token at position ``T_in - 1 + j`` and attending over ``T = T_in + j`` keys. Both terms are linear
+token at position ``T_in - 1 + j`` and attending over ``T = T_in + j`` keys. Every term is linear
 in T, so sums over the T_out steps are taken in closed form.
 """
 
@@ -38,7 +57,8 @@ class DecodeEstimate:
         decode_s: time of the T_out decode steps, seconds.
         tokens_per_s: generated tokens per second of decoding, ``B * T_out / decode_s``.
         end_to_end_tokens_per_s: ``B * T_out / (prefill_s + decode_s)``.
-        memory_bound_steps: how many of the T_out steps are limited by bandwidth.
+        memory_bound_steps: how many of the T_out steps move bytes longer than they compute.
+        latency_bound_steps: how many sit on the profile's latency floor.
         memory_bytes: weights plus the KV cache of ``T_in + T_out - 1`` positions, bytes.
         fits_memory: whether ``memory_bytes`` fits the profile's memory (None: unknown).
     """
@@ -53,6 +73,7 @@ class DecodeEstimate:
     tokens_per_s: float
     end_to_end_tokens_per_s: float
     memory_bound_steps: int
+    latency_bound_steps: int
     memory_bytes: int
     fits_memory: bool | None
 
@@ -117,39 +138,77 @@ def step_flops(spec: ArchSpec, batch_size: int, kv_len: int) -> int:
     return batch_size * inference_flops_per_token(spec, kv_len, include_lm_head=True)
 
 
+def fixed_cost_s(spec: ArchSpec, profile: HardwareProfile) -> float:
+    """Per-step cost that adds to memory and compute time: step + ``n_layers`` x layer, seconds."""
+    return profile.step_overhead_s + spec.n_layers * profile.layer_overhead_s
+
+
 def step_time_s(
     spec: ArchSpec, profile: HardwareProfile, batch_size: int, kv_len: int, dtype: str = "bf16"
 ) -> float:
-    """Roofline time of one decode step: ``max(bytes / bw, FLOPs / peak) + overhead``, seconds."""
-    memory_s = step_bytes(spec, batch_size, kv_len, dtype) / profile.bandwidth_bytes_per_s
-    compute_s = step_flops(spec, batch_size, kv_len) / profile.peak_for(dtype)
-    return max(memory_s, compute_s) + profile.step_overhead_s
+    """Time of one decode step at KV length ``kv_len`` (the module docstring's formula), seconds."""
+    lines = _step_lines(spec, profile, batch_size, dtype)
+    return fixed_cost_s(spec, profile) + max(a + b * kv_len for a, b in lines)
+
+
+def _step_lines(
+    spec: ArchSpec, profile: HardwareProfile, batch_size: int, dtype: str
+) -> list[tuple[float, float]]:
+    """Lines in T whose maximum is a step's time without fixed costs: memory and compute (or
+    their sum when they do not overlap), then the latency floor."""
+    memory = _memory_line(spec, profile, batch_size, dtype)
+    compute = _compute_line(spec, profile, batch_size, dtype)
+    floor = (profile.latency_floor_s, 0.0)
+    if profile.overlap:
+        return [memory, compute, floor]
+    return [(memory[0] + compute[0], memory[1] + compute[1]), floor]
+
+
+def _memory_line(
+    spec: ArchSpec, profile: HardwareProfile, batch_size: int, dtype: str
+) -> tuple[float, float]:
+    """Memory time of a step as (seconds at T = 0, seconds per unit of T)."""
+    kv = kv_cache_bytes_per_token(spec, _bytes_per_element(dtype))
+    return (
+        weight_bytes(spec, dtype) / profile.bandwidth_bytes_per_s,
+        batch_size * kv / profile.kv_bandwidth,
+    )
+
+
+def _compute_line(
+    spec: ArchSpec, profile: HardwareProfile, batch_size: int, dtype: str
+) -> tuple[float, float]:
+    """Compute time of a step as (seconds at T = 0, seconds per unit of T): dense FLOPs at the
+    peak, attention's (linear in T) at the attention peak."""
+    flops_0 = step_flops(spec, batch_size, 0)
+    per_key = step_flops(spec, batch_size, 1) - flops_0
+    return flops_0 / profile.peak_for(dtype), per_key / profile.attention_peak_for(dtype)
 
 
 def _sum_max_of_lines(
-    mem: tuple[float, float], comp: tuple[float, float], start: int, stop: int
-) -> tuple[float, int]:
-    """Sum of ``max(a_m + b_m T, a_c + b_c T)`` over integer T in [start, stop).
+    lines: list[tuple[float, float]], start: int, stop: int
+) -> tuple[float, list[int]]:
+    """Sum of ``max_i (a_i + b_i T)`` over integer T in [start, stop).
 
-    Two lines cross at most once, so the range splits into two parts with one line on top each.
+    The range splits at the lines' crossings into parts with one line on top each.
 
     Returns:
-        (the sum, how many T have the memory line on top).
+        (the sum, how many T have each line on top).
     """
-    split = stop
-    if mem[1] != comp[1]:
-        crossing = (comp[0] - mem[0]) / (mem[1] - comp[1])
-        split = min(max(math.ceil(crossing), start), stop)
-    total, mem_steps = 0.0, 0
-    for lo, hi in ((start, split), (split, stop)):
-        if hi <= lo:
-            continue
+    cuts = {start, stop}
+    for i, (a_i, b_i) in enumerate(lines):
+        for a_j, b_j in lines[i + 1 :]:
+            if b_i != b_j:
+                cuts.add(min(max(math.ceil((a_j - a_i) / (b_i - b_j)), start), stop))
+    bounds = sorted(cuts)
+    total, on_top = 0.0, [0] * len(lines)
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         middle = (lo + hi - 1) / 2
-        mem_on_top = mem[0] + mem[1] * middle >= comp[0] + comp[1] * middle
-        top = mem if mem_on_top else comp
-        total += top[0] * (hi - lo) + top[1] * (lo + hi - 1) * (hi - lo) / 2
-        mem_steps += (hi - lo) if mem_on_top else 0
-    return total, mem_steps
+        top = max(range(len(lines)), key=lambda i: lines[i][0] + lines[i][1] * middle)
+        a, b = lines[top]
+        total += a * (hi - lo) + b * (lo + hi - 1) * (hi - lo) / 2
+        on_top[top] += hi - lo
+    return total, on_top
 
 
 def estimate_prefill_s(
@@ -163,7 +222,8 @@ def estimate_prefill_s(
 
     FLOPs = ``batch * sum_{t=1..P} inference_flops_per_token(spec, t)`` (causal attention, no
     output projection: the decode loop computes the logits); bytes = weights once + the KV cache
-    written. An optimistic bound: real prefill rarely exceeds ~0.6 of peak.
+    written; fixed costs and the floor as for a decode step. An optimistic bound: real prefill
+    rarely exceeds ~0.6 of peak.
 
     Args:
         prefill_tokens: P, tokens per row (``T_in - 1`` under this package's protocol).
@@ -175,10 +235,11 @@ def estimate_prefill_s(
     flops = batch_size * (
         prefill_tokens * base + per_key * prefill_tokens * (prefill_tokens + 1) / 2
     )
-    kv = kv_cache_bytes_per_token(spec, _bytes_per_element(dtype))
-    moved = weight_bytes(spec, dtype) + batch_size * prefill_tokens * kv
+    memory = _memory_line(spec, profile, batch_size, dtype)
+    memory_s = memory[0] + memory[1] * prefill_tokens
     compute_s = flops / profile.peak_for(dtype)
-    return max(moved / profile.bandwidth_bytes_per_s, compute_s) + profile.step_overhead_s
+    roof = max(memory_s, compute_s) if profile.overlap else memory_s + compute_s
+    return fixed_cost_s(spec, profile) + max(profile.latency_floor_s, roof)
 
 
 def estimate_decode(
@@ -207,15 +268,15 @@ def estimate_decode(
             f"batch_size, prompt_tokens and new_tokens must be >= 1, got {batch_size}, "
             f"{prompt_tokens}, {new_tokens}"
         )
-    bandwidth, peak = profile.bandwidth_bytes_per_s, profile.peak_for(dtype)
-    # bytes and FLOPs of a decode step are linear in the KV length: (at 0, per position)
-    bytes_0 = step_bytes(spec, batch_size, 0, dtype)
-    flops_0 = step_flops(spec, batch_size, 0)
-    mem_line = (bytes_0 / bandwidth, (step_bytes(spec, batch_size, 1, dtype) - bytes_0) / bandwidth)
-    comp_line = (flops_0 / peak, (step_flops(spec, batch_size, 1) - flops_0) / peak)
     stop = prompt_tokens + new_tokens
-    roof_s, mem_steps = _sum_max_of_lines(mem_line, comp_line, prompt_tokens, stop)
-    decode_s = roof_s + new_tokens * profile.step_overhead_s
+    lines = _step_lines(spec, profile, batch_size, dtype)
+    roof_s, on_top = _sum_max_of_lines(lines, prompt_tokens, stop)
+    decode_s = roof_s + new_tokens * fixed_cost_s(spec, profile)
+    memory_vs_compute = [
+        _memory_line(spec, profile, batch_size, dtype),
+        _compute_line(spec, profile, batch_size, dtype),
+    ]
+    mem_steps = _sum_max_of_lines(memory_vs_compute, prompt_tokens, stop)[1][0]
     prefill_s = estimate_prefill_s(spec, profile, batch_size, prompt_tokens - 1, dtype)
     memory = memory_bytes(spec, batch_size, stop - 1, dtype)
     generated = batch_size * new_tokens
@@ -230,6 +291,7 @@ def estimate_decode(
         tokens_per_s=generated / decode_s,
         end_to_end_tokens_per_s=generated / (prefill_s + decode_s),
         memory_bound_steps=mem_steps,
+        latency_bound_steps=on_top[-1],
         memory_bytes=memory,
         fits_memory=None if profile.memory_bytes is None else memory <= profile.memory_bytes,
     )

@@ -29,7 +29,15 @@ from archsearch.throughput.decode import (
     resolve_dtype,
     resolve_step_mode,
 )
-from archsearch.throughput.hardware import HardwareProfile, get_profile, profile_for_device
+from archsearch.throughput.hardware import (
+    MEASURED,
+    HardwareProfile,
+    cached_profile,
+    calibration_key,
+    get_profile,
+    profile_for_device,
+    store_profile,
+)
 from archsearch.throughput.roofline import estimate_decode
 
 
@@ -45,27 +53,52 @@ def resolve_spec(cfg: ThroughputRunConfig) -> ArchSpec:
     return resolve_arch(cfg.model, budget, cfg.vocab_size).spec
 
 
+def device_key(device: torch.device, dtype: str, mode: str) -> str:
+    """This device's ``calibration_key`` (CPU: with torch's current thread count)."""
+    if device.type == "cuda":
+        return calibration_key(torch.cuda.get_device_name(device), dtype, mode, None)
+    return calibration_key(device.type, dtype, mode, torch.get_num_threads())
+
+
+def calibrate_device(device: torch.device, dtype: str, mode: str) -> HardwareProfile:
+    """Calibrate a profile on ``device`` now (``probe.calibrate_profile``) and cache it."""
+    from archsearch.throughput.probe import calibrate_profile
+
+    datasheet = (
+        profile_for_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
+    )
+    profile = calibrate_profile(device, dtype, mode, base=datasheet).profile
+    store_profile(device_key(device, dtype, mode), profile)
+    return profile
+
+
 def resolve_profile(
-    name: str | None, device: torch.device, dtype: str, spec: ArchSpec, mode: str
+    name: str | None, device: torch.device, dtype: str, mode: str
 ) -> HardwareProfile | None:
     """The roofline profile for the predictions stored beside the measurements.
 
     Args:
-        name: null (no prediction), "auto" (the datasheet profile of a known CUDA device, a
-            calibrated one on CPU), "calibrate" (measure this device now) or a profile name.
+        name: null (no prediction); "auto": this machine's cached calibration for the device,
+            dtype and step mode, else on CUDA the measured profile of the device (an H100 in bf16
+            with CUDA-graph steps: ``h100_measured``) or its datasheet one, else a calibration
+            made now (and cached);
+            "calibrate": calibrate now (and cache); or a profile name (``get_profile``).
     """
     if name is None:
         return None
     if name not in ("auto", "calibrate"):
         return get_profile(name)
-    datasheet = (
-        profile_for_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
-    )
-    if name == "auto" and device.type == "cuda":
-        return datasheet
-    from archsearch.throughput.probe import measure_profile
-
-    return measure_profile(device, dtype, spec.n_layers, mode, base=datasheet)
+    if name == "auto":
+        cached = cached_profile(device_key(device, dtype, mode))
+        if cached is not None:
+            return cached
+        if device.type == "cuda":
+            datasheet = profile_for_device(torch.cuda.get_device_name(device))
+            if datasheet is not None and (dtype, mode) == ("bf16", "cuda_graph"):
+                return MEASURED.get(datasheet.name, datasheet)  # fitted in that setting
+            if datasheet is not None:
+                return datasheet
+    return calibrate_device(device, dtype, mode)
 
 
 def _measure(
@@ -105,7 +138,7 @@ def run_throughput(cfg: ThroughputRunConfig, out_dir: str | Path) -> ThroughputR
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(protocol.dtype, device)
     timings, mode = _measure(spec, protocol, device, dtype)
-    profile = resolve_profile(protocol.profile, device, dtype, spec, mode)
+    profile = resolve_profile(protocol.profile, device, dtype, mode)
     batches = []
     for timing in timings:
         estimate = None

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from archsearch.arch import ArchSpec
-from archsearch.model import KVCache, Transformer
+from archsearch.model import CachedStep, KVCache, Transformer
 from archsearch.throughput.config import DecodeConfig
 from archsearch.throughput.decode import Decoder, build_model, check_memory, measure_decode
 
@@ -69,3 +69,21 @@ def test_measure_decode_protocol_and_memory_limit() -> None:
         check_memory(spec, 64, 1024, "fp32", 1e-6)
     with pytest.raises(MemoryError, match="batch 2"):
         measure_decode(spec, DecodeConfig(batch_sizes=[2], max_memory_gb=1e-6), CPU, "fp32", "none")
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_lean_step_gives_the_module_forward_bit_for_bit(static: bool) -> None:
+    spec = spec_with(2)
+    model = build_model(spec, CPU, "fp32", seed=2)
+    tokens = torch.randint(spec.vocab_size, (2, 9))
+    lean = CachedStep(model)
+    with torch.inference_mode():
+        caches = [KVCache.allocate(spec, 2, 12) for _ in range(2)]
+        for cache in caches:
+            model(tokens[:, :5], cache, 0)
+        for t in range(5, 9):
+            pos = torch.tensor(t) if static else t
+            step = tokens[:, t : t + 1]
+            assert torch.equal(lean(step, caches[0], pos), model(step, caches[1], pos))
+        chunk = tokens[:, 6:9]  # several tokens at once need the causal mask
+        assert torch.equal(lean(chunk, caches[0], 6), model(chunk, caches[1], 6))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
 from archsearch.arch import ArchSpec
 from archsearch.throughput import (
-    calibrate,
+    H100_MEASURED,
+    HardwareProfile,
     estimate_decode,
     estimate_prefill_s,
     get_profile,
@@ -22,6 +24,17 @@ from archsearch.throughput import (
 LLAMA_1B = ArchSpec(2048, 16, 32, 8, 64, 8192, 128256, tie_embeddings=True, name="llama3_2_1b")
 SUREFIRE_1B = ArchSpec(2560, 16, 36, 4, 64, 6144, 128256, tie_embeddings=True, name="surefire_1b")
 A100 = get_profile("a100_40gb")
+# a CPU-like profile with every term: fixed costs, attention at its own peak, terms in turn
+SERIAL = HardwareProfile(
+    "serial",
+    8e9,
+    {"bf16": 2e10},
+    step_overhead_s=1e-4,
+    kv_bandwidth_bytes_per_s=5e9,
+    layer_overhead_s=2e-5,
+    attention_peak_flops_per_s={"bf16": 4e9},
+    overlap=False,
+)
 
 
 def test_llama_1b_bytes_and_flops_by_hand() -> None:
@@ -48,12 +61,30 @@ def test_llama_1b_bytes_and_flops_by_hand() -> None:
     assert expected_s == pytest.approx(1.6758e-3, rel=1e-4)
 
 
+@pytest.mark.parametrize("profile", [A100, H100_MEASURED, SERIAL], ids=lambda p: p.name)
 @pytest.mark.parametrize("batch_size", [1, 64, 256, 4096])
-def test_closed_form_sum_matches_step_by_step(batch_size: int) -> None:
-    estimate = estimate_decode(LLAMA_1B, A100, batch_size, 4096, 1024)
-    loop_s = sum(step_time_s(LLAMA_1B, A100, batch_size, 4096 + j) for j in range(1024))
+def test_closed_form_sum_matches_step_by_step(batch_size: int, profile: HardwareProfile) -> None:
+    estimate = estimate_decode(LLAMA_1B, profile, batch_size, 4096, 1024)
+    loop_s = sum(step_time_s(LLAMA_1B, profile, batch_size, 4096 + j) for j in range(1024))
     assert estimate.decode_s == pytest.approx(loop_s, rel=1e-12)
     assert estimate.tokens_per_s == pytest.approx(batch_size * 1024 / loop_s)
+    floor_steps = sum(
+        step_time_s(LLAMA_1B, profile, batch_size, 4096 + j) == profile.latency_floor_s
+        for j in range(1024)
+    )
+    assert estimate.latency_bound_steps == (floor_steps if profile.latency_floor_s else 0)
+
+
+def test_closed_form_flags_steps_at_the_latency_floor() -> None:
+    small = estimate_decode(LLAMA_1B, H100_MEASURED, 1, 4096, 1024)
+    assert small.latency_bound_steps == 1024  # batch 1 sits on the CUDA graph's floor
+    large = estimate_decode(LLAMA_1B, H100_MEASURED, 256, 4096, 1024)
+    assert large.latency_bound_steps == 0 and large.memory_bound_steps == 1024
+
+
+@pytest.mark.parametrize("batch_size", [1, 64, 256, 4096])
+def test_memory_bound_steps_on_the_datasheet_bound(batch_size: int) -> None:
+    estimate = estimate_decode(LLAMA_1B, A100, batch_size, 4096, 1024)
     flops_bound = [
         step_flops(LLAMA_1B, batch_size, 4096 + j) / 312e12
         > step_bytes(LLAMA_1B, batch_size, 4096 + j) / 1.555e12
@@ -98,15 +129,28 @@ def test_prefill_is_compute_bound_and_counts_causal_attention() -> None:
     assert estimate_prefill_s(LLAMA_1B, A100, 1, 0) == 0.0
 
 
-def test_calibrate_and_overhead() -> None:
-    profile = calibrate("cpu", "fp32", 4e9, 0.5, 2e9, 0.1, step_overhead_s=1e-3)
-    assert profile.bandwidth_bytes_per_s == pytest.approx(8e9)
-    assert profile.peak_for("fp32") == pytest.approx(2e10)
-    assert step_time_s(LLAMA_1B, profile, 1, 1, "fp32") == pytest.approx(
-        step_bytes(LLAMA_1B, 1, 1, "fp32") / 8e9 + 1e-3
-    )
-    with pytest.raises(ValueError, match="read_s"):
-        calibrate("cpu", "fp32", 4e9, 0.0, 2e9, 0.1, 0.0)
+def test_every_term_of_a_step_by_hand() -> None:
+    kv_len, batch = 100, 4
+    weights = weight_bytes(LLAMA_1B, "bf16")
+    kv = batch * kv_len * 32_768  # bytes per token from the hand count above
+    dense = 4 * (2 * 973_078_528 + 2 * 2048 * 128_256)
+    attention = 4 * 2 * 16 * kv_len * 32 * 64
+    fixed = 1e-4 + 16 * 2e-5
+    in_turn = weights / 8e9 + kv / 5e9 + dense / 2e10 + attention / 4e9
+    assert step_time_s(LLAMA_1B, SERIAL, batch, kv_len) == pytest.approx(fixed + in_turn)
+    overlapping = replace(SERIAL, overlap=True, latency_floor_s=0.0)
+    longer = max(weights / 8e9 + kv / 5e9, dense / 2e10 + attention / 4e9)
+    assert step_time_s(LLAMA_1B, overlapping, batch, kv_len) == pytest.approx(fixed + longer)
+    floored = replace(overlapping, latency_floor_s=10.0)
+    assert step_time_s(LLAMA_1B, floored, batch, kv_len) == pytest.approx(fixed + 10.0)
+    assert SERIAL.bound().to_dict() == {
+        **HardwareProfile("serial_bound", 8e9, {"bf16": 2e10}).to_dict(),
+    }
+
+
+def test_profile_round_trips_through_a_dict() -> None:
+    assert HardwareProfile.from_dict(SERIAL.to_dict()) == SERIAL
+    assert HardwareProfile.from_dict(H100_MEASURED.to_dict()) == H100_MEASURED
 
 
 def test_roofline_imports_no_torch() -> None:
