@@ -56,7 +56,7 @@ from archsearch.search.report import (
     plot_pareto,
     write_proposals,
 )
-from archsearch.throughput.hardware import get_profile
+from archsearch.throughput.hardware import profile_for_hardware
 
 
 def law_file_overrides(overrides: list[str]) -> list[str]:
@@ -121,8 +121,10 @@ def main(cfg: SearchRunConfig) -> SearchResult:
     if not cfg.law_file:
         raise ValueError("give the fitted law: law=<fit.json> (from python -m archsearch.fit)")
     n_params, train_tokens = budget_tokens(cfg.budget)
+    profile = profile_for_hardware(cfg.hardware)
+    print(f"throughput ranked with {profile.label}")
     setting = DecodeSetting(
-        get_profile(cfg.hardware), cfg.batch_size, cfg.prompt_tokens, cfg.new_tokens, cfg.dtype
+        profile.profile, cfg.batch_size, cfg.prompt_tokens, cfg.new_tokens, cfg.dtype
     )
     throughput_records, run_records = [], []
     if cfg.throughput_dir:
@@ -156,7 +158,10 @@ def main(cfg: SearchRunConfig) -> SearchResult:
     )
     print(format_table(result))
     out = cli.output_dir()
-    write_json_atomic(out / "search.json", {"law_file": cfg.law_file, **result.to_dict()})
+    write_json_atomic(
+        out / "search.json",
+        {"law_file": cfg.law_file, "throughput_profile": profile.to_dict(), **result.to_dict()},
+    )
     roles = picks(result, cfg.n_front_proposals)
     print(f"proposals in {out / 'model'} (train one with the command beside it):")
     for (role, cand), path in zip(roles, write_proposals(roles, out, result), strict=True):

@@ -62,7 +62,9 @@ class SearchRunConfig:
         space: the candidate shapes (``SearchSpaceConfig``).
         extrapolate: score shapes outside the law's validity domain too (and past r = 5), each
             marked in the table, the JSON and the plots; default: only shapes inside it.
-        batch_size, prompt_tokens, new_tokens, hardware, dtype: the throughput measure I(P).
+        batch_size, prompt_tokens, new_tokens, hardware, dtype: the throughput measure I(P);
+            ``hardware`` is a profile name (``h100_sxm`` ranks with the measured H100 profile,
+            ``local`` with this machine's cached calibration, others with their datasheet bound).
         throughput_dir: sweep dir with ``throughput.json`` (measured tokens/s replace the
             roofline) and ``record.json`` files (measured losses); "" none.
         records_dir: another dir of ``record.json`` files (the target's trained run, GQA

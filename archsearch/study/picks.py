@@ -92,6 +92,7 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
             log(f"[search throughput {i}/{len(shapes)}] {spec.name}")
         records.append(measure(cfg, spec, out, [s.batch_size]))
     profile, dtype = _profile(cfg)
+    log(f"[search] candidates ranked by measured decode; unmeasured ones by profile {profile.name}")
     setting = DecodeSetting(
         profile=profile,
         batch_size=s.batch_size,
@@ -114,7 +115,14 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
     )
     path = cfg.out_dir / SEARCH_DIR / SEARCH_FILE
     target = result.target.scored if result.target else None
-    write_json_atomic(path, {**result.to_dict(), "target_scored": target and target.to_dict()})
+    write_json_atomic(
+        path,
+        {
+            **result.to_dict(),
+            "target_scored": target and target.to_dict(),
+            "throughput_profile": setting.profile.name,
+        },
+    )
     return _picks(cfg, result, base, base_spec)
 
 

@@ -49,6 +49,9 @@ def test_fit_then_search_then_train_compose(tmp_path):
     assert "PREDICTED by the law, a fallback: no trained record of llama3_2_1b" in table
     summary = json.loads((out / "search.json").read_text())
     assert summary["target"]["source"] == "predicted"
+    # which profile ranked the shapes: a100_40gb has no measured profile, so its datasheet bound
+    assert summary["throughput_profile"]["source"] == "datasheet"
+    assert summary["throughput_profile"]["label"] in table
     assert summary["fastest_meeting_target"]["in_domain"] and summary["loss_optimal"]["in_domain"]
     assert len(summary["front"]) >= 3
     assert (out / "pareto.png").stat().st_size > 0 and (out / "contour.png").stat().st_size > 0
