@@ -14,6 +14,7 @@ from typing import Any, get_type_hints
 
 from archsearch.arch import ArchError, ArchSpec, non_embedding_params, shape_for, train_tokens_for
 from archsearch.errors import ConfigError
+from archsearch.records.state import result_fields
 
 
 @dataclass
@@ -200,7 +201,6 @@ POSITIVE_FIELDS = (
     "budget.n_params",
     "budget.tokens_per_param",
     "budget.train_tokens",
-    "data.vocab_size",
     "optim.lr",
     "train.seq_len",
     "train.batch_size",
@@ -212,21 +212,35 @@ POSITIVE_FIELDS = (
     "perf.loss_chunk_tokens",
 )
 RESUME_MODES = ("auto", "restart")
+# Config fields that do not change a run's result: a rerun may change them freely.
+NOT_RESULT_FIELDS = (
+    "name",
+    "tracker.",
+    "train.num_threads",
+    "train.progress",
+    "train.log_every_steps",
+    "train.ckpt_every_steps",
+    "train.resume",
+    "data.cache_dir",
+)
+
+
+def run_fields(cfg: RunConfig) -> dict[str, Any]:
+    """The flat config fields that decide a run's result (what its fingerprint hashes)."""
+    return result_fields(dataclasses.asdict(cfg), NOT_RESULT_FIELDS)
 
 
 def check_run_config(cfg: RunConfig) -> None:
     """Refuse field values that cannot train, before any work, naming the field.
 
     Raises:
-        ConfigError: a non-positive size or interval, a fraction outside (0, 1), an unknown mode.
+        ConfigError: a non-positive size, interval or learning rate; an unknown resume mode.
     """
     for name in POSITIVE_FIELDS:
         group, key = name.split(".")
         value = getattr(getattr(cfg, group), key)
         if value is not None and not value > 0:
             raise ConfigError(f"{name}={value} must be positive")
-    if not 0 < cfg.data.val_fraction < 1:
-        raise ConfigError(f"data.val_fraction={cfg.data.val_fraction} must lie between 0 and 1")
     if cfg.train.resume not in RESUME_MODES:
         raise ConfigError(
             f"train.resume={cfg.train.resume!r} is unknown: use one of {RESUME_MODES}"

@@ -62,7 +62,7 @@ def load_checkpoint(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except UNREADABLE as e:
-            problems.append((path, f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"))
+            problems.append((path, first_line(e)))
             continue
         _check(path, state, fingerprint)
         for bad, why in problems:
@@ -73,6 +73,12 @@ def load_checkpoint(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
         listed = "; ".join(f"{p} ({why})" for p, why in problems)
         raise StateError(f"no readable checkpoint: {listed}: {RESTART}")
     return None
+
+
+def first_line(error: BaseException) -> str:
+    """``Type: the message's first line`` (torch's errors run to many lines)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def _check(path: Path, state: Any, fingerprint: str) -> None:

@@ -18,13 +18,19 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from archsearch.arch import describe, steps_for, train_flops, train_flops_per_token
-from archsearch.config import ResolvedArch, RunConfig, check_run_config, resolve_arch
+from archsearch.config import (
+    NOT_RESULT_FIELDS,
+    ResolvedArch,
+    RunConfig,
+    check_run_config,
+    resolve_arch,
+    run_fields,
+)
 from archsearch.data import Corpus, prepare
 from archsearch.data.batches import eval_batches, train_batch
 from archsearch.errors import ConfigError, StateError
@@ -50,6 +56,7 @@ from archsearch.train.checkpoint import (
     CHECKPOINT_FILE,
     PREVIOUS_FILE,
     RESTART,
+    first_line,
     load_checkpoint,
     save_checkpoint,
 )
@@ -67,17 +74,6 @@ from archsearch.train.setup import (
 )
 from archsearch.train.speed import Speedometer, peak_flops_per_s
 
-# Config fields that do not change a run's result: a rerun may change them freely.
-NOT_RESULT_FIELDS = (
-    "name",
-    "tracker.",
-    "train.num_threads",
-    "train.progress",
-    "train.log_every_steps",
-    "train.ckpt_every_steps",
-    "train.resume",
-    "data.cache_dir",
-)
 WAYS_OUT = (
     "give this run a new name=, or rerun with train.resume=restart to discard it and train from "
     "step 0"
@@ -119,9 +115,11 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
         return _train_checked(cfg, run_dir, fingerprint)
 
 
-def run_fields(cfg: RunConfig) -> dict[str, Any]:
-    """The flat config fields that decide a run's result (what its fingerprint hashes)."""
-    return result_fields(asdict(cfg), NOT_RESULT_FIELDS)
+def _megatron_core_installed() -> bool:
+    try:
+        return importlib.util.find_spec("megatron.core") is not None
+    except ModuleNotFoundError:  # no megatron package at all
+        return False
 
 
 def _rank() -> int:
@@ -152,7 +150,7 @@ def _train_checked(cfg: RunConfig, run_dir: Path, fingerprint: str) -> RunRecord
             f"{corpus.vocab_size}: set model.vocab_size=null or data.vocab_size to match"
         )
     if cfg.backend.name == "megatron":
-        if importlib.util.find_spec("megatron") is None:
+        if not _megatron_core_installed():
             raise ConfigError(
                 "backend=megatron needs megatron-core: pip install 'archsearch[megatron]' "
                 "(or train with backend=torch)"
@@ -321,7 +319,7 @@ def _restore(
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise StateError(
-            f"the checkpoint in {run_dir} does not fit this model ({str(e).splitlines()[0]}): "
+            f"the checkpoint in {run_dir} does not fit this model ({first_line(e)}): "
             f"{RESTART}"
         ) from e
     return state["step"], state["elapsed_s"], state["row"]
