@@ -24,7 +24,6 @@ from archsearch.records.io import (
 RECORD_FILE = "record.json"
 METRICS_FILE = "metrics.jsonl"
 SCHEMA_VERSION = 1
-STATUSES = ("completed", "diverged")
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +57,7 @@ class RunRecord:
     model_flops_per_token: int | None = None  # arch.train_flops_per_token at the run's seq_len
     achieved_flops_per_s: float | None = None  # over the timed training steps
     mfu: float | None = None  # achieved / the device's dense peak (None where unknown, e.g. CPU)
-    status: str = "completed"  # or "diverged": the loss became non-finite at diverged_at_step
+    status: str = "completed"  # "diverged": the loss became non-finite at diverged_at_step
     diverged_at_step: int | None = None
     last_finite_loss: float | None = None  # the training loss of the step before divergence
     created_at: str = ""
@@ -68,8 +67,6 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.n_params <= 0 or self.train_tokens <= 0:
             raise RecordError(f"run {self.run_id}: n_params and train_tokens must be positive")
-        if self.status not in STATUSES:
-            raise RecordError(f"run {self.run_id}: status {self.status!r} is not one of {STATUSES}")
         if self.status == "diverged":
             if self.diverged_at_step is None:
                 raise RecordError(f"run {self.run_id}: a diverged run needs diverged_at_step")
@@ -106,12 +103,15 @@ def read_record(path: str | Path) -> RunRecord:
 
 
 def scan_records(sweep_dir: str | Path) -> list[RunRecord]:
-    """Every completed ``record.json`` below ``sweep_dir``, in path order; runs that diverged
-    are skipped and counted in a warning."""
+    """Every completed ``record.json`` below ``sweep_dir``, in path order; the others (runs
+    that diverged) are skipped and counted in a warning."""
     records = [read_record(p) for p in files_below(sweep_dir, RECORD_FILE)]
-    diverged = [r.run_id for r in records if r.status == "diverged"]
-    if diverged:
+    skipped = [f"{r.run_id} ({r.status})" for r in records if r.status != "completed"]
+    if skipped:
         log.warning(
-            "skipped %d diverged runs under %s: %s", len(diverged), sweep_dir, ", ".join(diverged)
+            "skipped %d runs that did not complete under %s: %s",
+            len(skipped),
+            sweep_dir,
+            ", ".join(skipped),
         )
     return [r for r in records if r.status == "completed"]

@@ -102,8 +102,8 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
         return _train_checked(cfg, run_dir, fingerprint_of(run_fields(cfg)))
     with locked(run_dir, "run directory"):
         remove_orphaned_temporaries(run_dir)
-        if cfg.train.resume == "restart":
-            _discard(run_dir)
+        if cfg.train.resume == "restart" or not _holds_results(run_dir):
+            _discard(run_dir)  # nothing trained yet (e.g. refused before step 1): nothing to keep
         config = asdict(cfg)
         fingerprint = check_fingerprint(run_dir, config, run_fields(cfg), WAYS_OUT)
         if (run_dir / RECORD_FILE).exists():
@@ -124,6 +124,12 @@ def _megatron_core_installed() -> bool:
 
 def _rank() -> int:
     return int(os.environ.get("RANK") or os.environ.get("SLURM_PROCID") or 0)
+
+
+def _holds_results(run_dir: Path) -> bool:
+    """Whether the directory holds a checkpoint, metrics or a record (beyond its fingerprint)."""
+    kept = [n for n in RUN_FILES if n != FINGERPRINT_FILE] + [MEGATRON_CKPT_DIR]
+    return any((run_dir / name).exists() for name in kept)
 
 
 def _discard(run_dir: Path) -> None:
@@ -319,8 +325,7 @@ def _restore(
         optimizer.load_state_dict(state["optimizer"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise StateError(
-            f"the checkpoint in {run_dir} does not fit this model ({first_line(e)}): "
-            f"{RESTART}"
+            f"the checkpoint in {run_dir} does not fit this model ({first_line(e)}): {RESTART}"
         ) from e
     return state["step"], state["elapsed_s"], state["row"]
 

@@ -122,6 +122,13 @@ def test_checkpoint_of_another_config_is_refused(small_run: Path, tmp_path: Path
     assert not (run_dir / "record.json").exists()
 
 
+def test_run_refused_before_its_first_step_may_rerun_under_a_fixed_config(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="GiB to train"):
+        train(_cfg("model.n_layers=10000000"), tmp_path)
+    assert (tmp_path / "fingerprint.json").exists()
+    assert train(_cfg(), tmp_path).status == "completed"
+
+
 def test_second_process_on_a_run_directory_is_refused_with_the_holder(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with locked(run_dir, "run directory"):
@@ -249,7 +256,8 @@ def test_fitting_skips_diverged_runs_and_says_how_many(
     _copy(diverged_run, sweep / "bad")
     records = scan_records(sweep)
     assert [r.status for r in records] == ["completed"]
-    assert "skipped 1 diverged runs" in caplog.text and "lr1000" in caplog.text
+    assert "skipped 1 runs that did not complete" in caplog.text
+    assert "lr1000 (diverged)" in caplog.text
 
 
 @pytest.mark.parametrize("loss", ["Infinity", "NaN", "-Infinity"])
