@@ -1,9 +1,11 @@
 """``train(cfg, run_dir) -> RunRecord``: one run, readable top to bottom, resumable by construction.
 
-A run directory holds ``checkpoint.pt`` (latest state, written atomically), ``metrics.jsonl`` and,
-once finished, ``record.json``. Calling ``train`` again on the same directory resumes from the
-checkpoint, or returns the finished record at once; batches depend only on (seed, step), so a
-resumed run follows the uninterrupted one's loss sequence.
+A run directory holds ``fingerprint.json`` (the config that made it and a hash of its result
+fields), ``checkpoint.pt`` (latest state, written atomically; the one before as
+``checkpoint.prev.pt``), ``metrics.jsonl`` and, once finished or diverged, ``record.json``.
+Calling ``train`` again on the same directory resumes from the checkpoint, returns the record at
+once, or refuses when another config made the directory; batches depend only on (seed, step), so
+a resumed run follows the uninterrupted one's loss sequence to the last digit.
 """
 
 from __future__ import annotations
