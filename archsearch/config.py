@@ -22,7 +22,8 @@ class ModelConfig:
     """A decoder shape, given outright (``d_ff``, ``n_heads``, ``n_kv_heads``) or derived from the
     budget's N through ``r_mlp_attn`` and ``gqa_group`` (the paper's sweep knobs).
 
-    ``d_over_sqrt_n`` (x) may replace ``d_model`` in derived mode. On the command line
+    ``d_over_sqrt_n`` (x) may replace ``d_model`` in derived mode (set ``d_model`` null: giving
+    both is an error, never one silently ignored). On the command line
     ``model.hidden`` is accepted for ``model.d_model`` (``archsearch.cli.alias_overrides``).
     """
 
@@ -98,7 +99,11 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """The loop: batch shape, evaluation, checkpoints, device and precision."""
+    """The loop: batch shape, evaluation, checkpoints, device and precision.
+
+    ``resume``: ``auto`` resumes the run directory's run of this config (or returns its record)
+    and refuses one another config made; ``restart`` discards the directory's run first.
+    """
 
     seq_len: int = 128
     batch_size: int = 16  # sequences per micro-batch
