@@ -3,7 +3,9 @@
 Imports only Hydra, ``archsearch.arch``, ``law``, ``search`` and ``records`` (never training code
 or torch): jobs run wherever the configured launcher puts them and hand back their ``RunRecord``
 as ``JobReturn.return_value``. Everything the sweep knows is saved in ``<sweep dir>/sweeper.json``
-after every round, so running the same command again resumes an interrupted sweep.
+after every round, so running the same command again resumes an interrupted sweep; the sweep
+directory is locked while a sweep runs and fingerprinted (``fingerprint.json``) by the task's
+result fields and the search settings, so a rerun under another budget is refused, not resumed.
 """
 
 from __future__ import annotations
