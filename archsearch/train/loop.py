@@ -222,7 +222,7 @@ def _train_checked(cfg: RunConfig, run_dir: Path, fingerprint: str) -> RunRecord
         }
         if step % tcfg.eval_every_steps == 0 or step == total_steps:
             row["val_loss"] = evaluate(model, loss_fn, validation, autocast, device)
-        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if k in row):
+        if not finite_losses(row):
             diverged_at = step  # a result, not a crash: the record says so and reruns return it
         if step % tcfg.log_every_steps == 0 or "val_loss" in row or diverged_at:
             row |= {"elapsed_s": elapsed_s + time.perf_counter() - started, **speed.read()}
@@ -263,6 +263,11 @@ def _train_checked(cfg: RunConfig, run_dir: Path, fingerprint: str) -> RunRecord
     tracker.summary(record.to_dict())
     tracker.close()
     return record
+
+
+def finite_losses(row: dict[str, float]) -> bool:
+    """Whether the metrics row's training and validation losses are finite (not diverged)."""
+    return all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if k in row)
 
 
 def _train_step(
