@@ -98,6 +98,7 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def _umask() -> int:
+    """The process umask (reading it means setting it, for an instant)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
