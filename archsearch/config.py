@@ -7,9 +7,14 @@ D from N) are computed here in Python, in ``resolve_arch``, never by YAML interp
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, get_type_hints
 
 from archsearch.arch import ArchError, ArchSpec, non_embedding_params, shape_for, train_tokens_for
+from archsearch.errors import ConfigError
+from archsearch.records.state import result_fields
 
 
 @dataclass
@@ -17,7 +22,8 @@ class ModelConfig:
     """A decoder shape, given outright (``d_ff``, ``n_heads``, ``n_kv_heads``) or derived from the
     budget's N through ``r_mlp_attn`` and ``gqa_group`` (the paper's sweep knobs).
 
-    ``d_over_sqrt_n`` (x) may replace ``d_model`` in derived mode. On the command line
+    ``d_over_sqrt_n`` (x) may replace ``d_model`` in derived mode (set ``d_model`` null: giving
+    both is an error, never one silently ignored). On the command line
     ``model.hidden`` is accepted for ``model.d_model`` (``archsearch.cli.alias_overrides``).
     """
 
@@ -93,7 +99,11 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """The loop: batch shape, evaluation, checkpoints, device and precision."""
+    """The loop: batch shape, evaluation, checkpoints, device and precision.
+
+    ``resume``: ``auto`` resumes the run directory's run of this config (or returns its record)
+    and refuses one another config made; ``restart`` discards the directory's run first.
+    """
 
     seq_len: int = 128
     batch_size: int = 16  # sequences per micro-batch
@@ -107,6 +117,7 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None  # CPU intra-op threads; None: torch's default
     progress: bool = True
+    resume: str = "auto"  # "auto": resume this config's run or return its record; "restart": redo
 
 
 @dataclass
@@ -178,6 +189,85 @@ class RunConfig:
     name: str = "train"
 
 
+# Fields that must be positive when set (a zero step interval or width cannot train).
+POSITIVE_FIELDS = (
+    "model.d_model",
+    "model.d_over_sqrt_n",
+    "model.n_layers",
+    "model.head_dim",
+    "model.n_heads",
+    "model.n_kv_heads",
+    "model.d_ff",
+    "model.r_mlp_attn",
+    "model.gqa_group",
+    "model.vocab_size",
+    "model.d_model_multiple",
+    "model.d_ff_multiple",
+    "budget.n_params",
+    "budget.tokens_per_param",
+    "budget.train_tokens",
+    "optim.lr",
+    "train.seq_len",
+    "train.batch_size",
+    "train.global_batch_tokens",
+    "train.eval_every_steps",
+    "train.eval_tokens",
+    "train.log_every_steps",
+    "train.ckpt_every_steps",
+    "perf.loss_chunk_tokens",
+)
+RESUME_MODES = ("auto", "restart")
+# Config fields that do not change a run's result: a rerun may change them freely.
+NOT_RESULT_FIELDS = (
+    "name",
+    "tracker.",
+    "train.num_threads",
+    "train.progress",
+    "train.log_every_steps",
+    "train.ckpt_every_steps",
+    "train.resume",
+    "data.cache_dir",
+)
+
+
+def run_fields(cfg: RunConfig) -> dict[str, Any]:
+    """The flat config fields that decide a run's result (what its fingerprint hashes)."""
+    return result_fields(dataclasses.asdict(cfg), NOT_RESULT_FIELDS)
+
+
+def check_run_config(cfg: RunConfig) -> None:
+    """Refuse field values that cannot train, before any work, naming the field.
+
+    Raises:
+        ConfigError: a non-positive size, interval or learning rate; an unknown resume mode.
+    """
+    for name in POSITIVE_FIELDS:
+        group, key = name.split(".")
+        value = getattr(getattr(cfg, group), key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name}={value} must be positive")
+    if cfg.train.resume not in RESUME_MODES:
+        raise ConfigError(
+            f"train.resume={cfg.train.resume!r} is unknown: use one of {RESUME_MODES}"
+        )
+
+
+def check_known_keys(values: Mapping[str, Any], schema: type, prefix: str = "") -> None:
+    """Refuse keys of ``values`` (a composed config as nested dicts) that ``schema``, a config
+    dataclass, does not have: ``+model.foo=1`` is an error, never silently dropped.
+
+    Raises:
+        ConfigError: naming the unknown key and the fields it could have meant.
+    """
+    hints = get_type_hints(schema)
+    for key, value in values.items():
+        if key not in hints:
+            known = ", ".join(sorted(hints))
+            raise ConfigError(f"{prefix}{key} is not a config field: use one of {known}")
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, Mapping):
+            check_known_keys(value, hints[key], f"{prefix}{key}.")
+
+
 @dataclass(frozen=True)
 class ResolvedArch:
     """A concrete shape and the budget it is trained at."""
@@ -195,6 +285,12 @@ def resolve_arch(model: ModelConfig, budget: BudgetConfig, vocab_size: int) -> R
     """
     d_model = model.d_model
     vocab = model.vocab_size or vocab_size
+    if d_model is not None and model.d_over_sqrt_n is not None:
+        raise ArchError(
+            f"model {model.name!r} sets both d_model={d_model} and d_over_sqrt_n="
+            f"{model.d_over_sqrt_n}: give one (model.d_model=null derives d_model from "
+            "d_over_sqrt_n)"
+        )
     explicit = [model.d_ff, model.n_heads, model.n_kv_heads]
     if all(v is not None for v in explicit):
         if model.r_mlp_attn is not None or model.gqa_group is not None:

@@ -81,11 +81,18 @@ def shape_for(
     kv_exact = heads_total / (gqa_group + 1)
     if kv_exact < 0.5:
         max_r = per_layer / (2 * d_model * head_dim * (gqa_group + 1) * 0.5) - 1
+        # r_mlp_attn -> 0 leaves all of N for attention: the smallest N that holds g+1 heads
+        min_n_params = math.ceil(n_layers * d_model * head_dim * (gqa_group + 1))
+        fix = (
+            f"lower r_mlp_attn (at most ~{max_r:.2f}), d_model or gqa_group, or raise n_params"
+            if max_r > 0
+            else f"raise budget.n_params to at least {min_n_params:,} (even r_mlp_attn=0 needs "
+            "it), or lower d_model, head_dim, n_layers or gqa_group"
+        )
         raise ArchError(
             f"budget n_params={n_params:,} leaves attention room for {heads_total:.2f} heads at "
             f"d_model={d_model}, head_dim={head_dim}; gqa_group={gqa_group} needs at least "
-            f"{gqa_group + 1}: lower r_mlp_attn (at most ~{max_r:.2f}), d_model or gqa_group, "
-            "or raise n_params"
+            f"{gqa_group + 1}: {fix}"
         )
     candidates = []
     for n_kv in {max(1, math.floor(kv_exact)), max(1, math.ceil(kv_exact))}:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from archsearch.data.corpus import DataError
+from archsearch.errors import DataError
 
 
 def train_batch(
@@ -31,6 +31,11 @@ def eval_batches(
     tokens: np.ndarray, batch_size: int, seq_len: int, max_tokens: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Contiguous, non-overlapping validation windows covering up to ``max_tokens`` targets."""
+    if max_tokens < seq_len:
+        raise DataError(
+            f"train.eval_tokens={max_tokens:,} is less than one window of train.seq_len="
+            f"{seq_len}: raise train.eval_tokens to at least {seq_len}"
+        )
     n_windows = min(max_tokens // seq_len, (len(tokens) - 1) // seq_len)
     if n_windows < 1:
         raise DataError(

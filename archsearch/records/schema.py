@@ -6,6 +6,8 @@ Local records are the source of truth: fitting, search and the sweeper read them
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from archsearch.records.io import (
 RECORD_FILE = "record.json"
 METRICS_FILE = "metrics.jsonl"
 SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,8 +42,8 @@ class RunRecord:
     train_tokens: int
     train_flops: float
     steps: int
-    final_val_loss: float
-    final_train_loss: float
+    final_val_loss: float | None  # None only when the run diverged
+    final_train_loss: float | None
     wall_time_s: float
     tokens_per_s: float  # trained tokens / wall time (evaluation and checkpoints included)
     seed: int
@@ -54,7 +57,9 @@ class RunRecord:
     model_flops_per_token: int | None = None  # arch.train_flops_per_token at the run's seq_len
     achieved_flops_per_s: float | None = None  # over the timed training steps
     mfu: float | None = None  # achieved / the device's dense peak (None where unknown, e.g. CPU)
-    status: str = "completed"
+    status: str = "completed"  # "diverged": the loss became non-finite at diverged_at_step
+    diverged_at_step: int | None = None
+    last_finite_loss: float | None = None  # the training loss of the step before divergence
     created_at: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
@@ -62,11 +67,15 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.n_params <= 0 or self.train_tokens <= 0:
             raise RecordError(f"run {self.run_id}: n_params and train_tokens must be positive")
+        if self.status == "diverged":
+            if self.diverged_at_step is None:
+                raise RecordError(f"run {self.run_id}: a diverged run needs diverged_at_step")
+            return
         for name in ("final_val_loss", "final_train_loss"):
             value = getattr(self, name)
-            if not value == value or value <= 0:  # NaN or non-positive
+            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
                 raise RecordError(
-                    f"run {self.run_id}: {name} must be a positive number, got {value}"
+                    f"run {self.run_id}: {name} must be a finite positive number, got {value}"
                 )
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,10 +98,20 @@ def read_record(path: str | Path) -> RunRecord:
     path, data = read_json_in(path, RECORD_FILE)
     try:
         return RunRecord.from_dict(data)
-    except TypeError as e:
-        raise RecordError(f"{path}: not a valid record ({e})") from e
+    except (TypeError, RecordError) as e:
+        raise RecordError(f"{path}: not a valid record ({e}); delete it to train again") from e
 
 
 def scan_records(sweep_dir: str | Path) -> list[RunRecord]:
-    """Every ``record.json`` below ``sweep_dir``, in path order."""
-    return [read_record(p) for p in files_below(sweep_dir, RECORD_FILE)]
+    """Every completed ``record.json`` below ``sweep_dir``, in path order; the others (runs
+    that diverged) are skipped and counted in a warning."""
+    records = [read_record(p) for p in files_below(sweep_dir, RECORD_FILE)]
+    skipped = [f"{r.run_id} ({r.status})" for r in records if r.status != "completed"]
+    if skipped:
+        log.warning(
+            "skipped %d runs that did not complete under %s: %s",
+            len(skipped),
+            sweep_dir,
+            ", ".join(skipped),
+        )
+    return [r for r in records if r.status == "completed"]

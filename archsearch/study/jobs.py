@@ -12,9 +12,10 @@ from pathlib import Path
 
 from archsearch.arch import ArchError, ArchSpec
 from archsearch.config import BudgetConfig, ModelConfig, RunConfig, resolve_arch
+from archsearch.errors import StateError
 from archsearch.records import THROUGHPUT_FILE, RunRecord, ThroughputRecord
 from archsearch.records.throughput import read_throughput_record
-from archsearch.search import model_fields
+from archsearch.search import model_fields, spec_key
 from archsearch.study.config import StudyConfig
 from archsearch.throughput.config import ThroughputRunConfig
 
@@ -138,17 +139,18 @@ def measure(
     batch sizes), written to ``out_dir/throughput.json``; a finished measurement is read back.
 
     Raises:
-        ValueError: when ``out_dir`` holds a measurement taken under another protocol (the
-            study's throughput settings changed under the same name).
+        StateError: when ``out_dir`` holds a measurement of another shape or taken under another
+            protocol (the study's settings changed under the same name).
     """
     protocol = cfg.throughput
     if batch_sizes is not None:
         protocol = replace(protocol, batch_sizes=batch_sizes)
     if (out_dir / THROUGHPUT_FILE).exists():
         record = read_throughput_record(out_dir)
-        if record.config.get("throughput") != asdict(protocol):
-            raise ValueError(
-                f"{out_dir} holds a throughput measurement with different throughput settings: "
+        measured = spec_key(ArchSpec.from_dict(record.arch))
+        if record.config.get("throughput") != asdict(protocol) or measured != spec_key(spec):
+            raise StateError(
+                f"{out_dir} holds a throughput measurement of another shape or protocol: "
                 "the study's config changed; give it a new name= (or delete that file) to "
                 "measure again"
             )

@@ -17,6 +17,13 @@ def main(cfg: RunConfig) -> RunRecord:
     from archsearch.train import train
 
     record = train(cfg, cli.output_dir())
+    if record.status == "diverged":
+        print(
+            f"{record.run_id}: diverged at step {record.diverged_at_step} (last finite training "
+            f"loss {record.last_finite_loss}): recorded as status diverged; lower optim.lr and "
+            "train under a new name="
+        )
+        return record
     entropy = record.unigram_entropy or float("nan")
     print(
         f"{record.run_id}: N={record.n_params:,} D={record.train_tokens:,} "

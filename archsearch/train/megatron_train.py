@@ -20,11 +20,12 @@ from archsearch.arch import ArchSpec, steps_for, train_flops_per_token
 from archsearch.config import ResolvedArch, RunConfig
 from archsearch.data import Corpus
 from archsearch.data.batches import eval_batches, train_batch
+from archsearch.errors import ConfigError
 from archsearch.records import RunRecord, write_record, write_text_atomic
 from archsearch.track import make_tracker
 from archsearch.train.megatron_backend import build_gpt_model, forward
 from archsearch.train.schedule import lr_at
-from archsearch.train.setup import ConfigError, micro_batches_per_step
+from archsearch.train.setup import micro_batches_per_step
 from archsearch.train.speed import Speedometer, peak_flops_per_s
 
 CKPT_DIR = "megatron_ckpt"  # dist_checkpointing folders step_XXXXXXXX and a LATEST pointer
@@ -117,7 +118,7 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    from archsearch.train.loop import make_record
+    from archsearch.train.loop import finite_losses, make_record
 
     if not torch.cuda.is_available() or cfg.train.device == "cpu":
         raise ConfigError(
@@ -140,6 +141,8 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
             peak_flops_per_s(device, fp8=cfg.backend.fp8 is not None),
         )
         started = time.perf_counter()
+        last_finite_loss = row.get("train_loss")
+        diverged_at = None
         while step < total_steps:
             lr = lr_at(step, total_steps, cfg.optim)
             for group in optimizer.param_groups:
@@ -160,15 +163,31 @@ def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: Resolved
             }
             if step % tcfg.eval_every_steps == 0 or step == total_steps:
                 row["val_loss"] = _evaluate(model, validation, cfg, device)
-            if tracker is not None and (step % tcfg.log_every_steps == 0 or "val_loss" in row):
+            if not finite_losses(row):  # the same on every rank: losses are reduced
+                diverged_at = step
+            logged = step % tcfg.log_every_steps == 0 or "val_loss" in row or diverged_at
+            if tracker is not None and logged:
                 row |= {"elapsed_s": elapsed_s + time.perf_counter() - started, **speed.read()}
                 tracker.log(row)
+            if diverged_at:
+                break
+            last_finite_loss = row["train_loss"]
             if step % tcfg.ckpt_every_steps == 0 or step == total_steps:
                 now_s = elapsed_s + time.perf_counter() - started
                 _save(run_dir, model, optimizer, step, now_s, row)
         elapsed_s += time.perf_counter() - started
         record = make_record(
-            cfg, arch, corpus, run_dir, total_steps * tokens_per_step, row, elapsed_s, device, speed
+            cfg,
+            arch,
+            corpus,
+            run_dir,
+            step * tokens_per_step,
+            row,
+            elapsed_s,
+            device,
+            speed,
+            diverged_at=diverged_at,
+            last_finite_loss=last_finite_loss,
         )
         if tracker is not None:
             write_record(run_dir, record)

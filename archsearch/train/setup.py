@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
@@ -9,11 +10,9 @@ from pathlib import Path
 
 import torch
 
+from archsearch.arch import ArchSpec, count_params
 from archsearch.config import BackendConfig, OptimConfig, PerfConfig, TrainConfig
-
-
-class ConfigError(ValueError):
-    """A training setting that cannot work here; the message says what to change."""
+from archsearch.errors import ConfigError
 
 
 def pick_device(cfg: TrainConfig) -> torch.device:
@@ -82,6 +81,56 @@ def prepare_model(
 
         model = convert_to_fp8(model, backend.fp8_recipe, device)
     return model
+
+
+def memory_estimate_bytes(
+    spec: ArchSpec, cfg: TrainConfig, perf: PerfConfig, device: torch.device
+) -> dict[str, int]:
+    """A lower estimate of training memory: fp32 weights, gradients and AdamW's two moments
+    (16 bytes a parameter) and the activations kept for the backward pass of one micro-batch."""
+    params = count_params(spec).total
+    tokens = cfg.batch_size * cfg.seq_len
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
+    value_bytes = 2 if bf16 else 4
+    # per token and layer: the block input (all that activation checkpointing keeps), else norms,
+    # q/k/v, attention output and residuals (~8 d_model) plus SwiGLU's gate, up and product
+    per_layer = spec.d_model if perf.activation_checkpointing else 8 * spec.d_model + 3 * spec.d_ff
+    logit_tokens = min(tokens, perf.loss_chunk_tokens or tokens)
+    return {
+        "weights, gradients and AdamW state": 16 * params,
+        "activations": tokens * spec.n_layers * per_layer * value_bytes,
+        "logits and their gradient": 2 * 4 * logit_tokens * spec.vocab_size,
+    }
+
+
+def device_memory_bytes(device: torch.device) -> int | None:
+    """The device's total memory (CUDA), the machine's RAM (CPU), or None where unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "cpu":
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def check_memory(spec: ArchSpec, cfg: TrainConfig, perf: PerfConfig, device: torch.device) -> None:
+    """Refuse, before building the model, a run whose memory estimate exceeds the device.
+
+    Raises:
+        ConfigError: with the estimate, its parts and the device's memory.
+    """
+    available = device_memory_bytes(device)
+    parts = memory_estimate_bytes(spec, cfg, perf, device)
+    needed = sum(parts.values())
+    if available is None or needed <= available:
+        return
+    listed = ", ".join(f"{v / 2**30:,.1f} GiB {k}" for k, v in parts.items())
+    raise ConfigError(
+        f"{spec.name} ({count_params(spec).total:,} parameters) needs at least "
+        f"{needed / 2**30:,.1f} GiB to train ({listed}) at train.batch_size={cfg.batch_size} x "
+        f"train.seq_len={cfg.seq_len}, but {device} has {available / 2**30:,.1f} GiB: choose a "
+        "smaller model, or lower train.batch_size (train.global_batch_tokens keeps the step's "
+        "tokens) or set perf.activation_checkpointing=true"
+    )
 
 
 def micro_batches_per_step(cfg: TrainConfig) -> int:

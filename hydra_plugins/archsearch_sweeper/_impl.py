@@ -3,12 +3,13 @@
 Imports only Hydra, ``archsearch.arch``, ``law``, ``search`` and ``records`` (never training code
 or torch): jobs run wherever the configured launcher puts them and hand back their ``RunRecord``
 as ``JobReturn.return_value``. Everything the sweep knows is saved in ``<sweep dir>/sweeper.json``
-after every round, so running the same command again resumes an interrupted sweep.
+after every round, so running the same command again resumes an interrupted sweep; the sweep
+directory is locked while a sweep runs and fingerprinted (``fingerprint.json``) by the task's
+result fields and the search settings, so a rerun under another budget is refused, not resumed.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass, field
@@ -21,14 +22,20 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from archsearch.config import BudgetConfig
+from archsearch.config import NOT_RESULT_FIELDS, BudgetConfig
+from archsearch.errors import StateError
 from archsearch.law import FitResult, write_fit
 from archsearch.records import RunRecord, write_json_atomic, write_text_atomic
+from archsearch.records.io import read_json_in
+from archsearch.records.state import check_fingerprint, locked, result_fields
 from archsearch.search import Proposal, SearchState, propose, update
 from hydra_plugins.archsearch_sweeper.config import ArchsearchSweeperConf
 
 log = logging.getLogger(__name__)
 STATE_FILE = "sweeper.json"
+SWEEP_WAYS_OUT = (
+    "give the sweep a new name= (or hydra.sweep.dir=), or delete that directory to start it again"
+)
 
 
 class SweepError(RuntimeError):
@@ -70,7 +77,23 @@ class ArchsearchSweeperImpl:
                 "(fixed overrides such as budget=... or train.seq_len=... are fine)"
             )
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with locked(sweep_dir, "sweep"):
+            check_fingerprint(sweep_dir, *self._fingerprint_fields(), SWEEP_WAYS_OUT)
+            return self._sweep(sweep_dir, arguments)
+
+    def _fingerprint_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the task config, its fields that decide the sweep's results: the task's result fields,
+        the sweeper's seed and search settings; not the stop rules, which a rerun may change)."""
+        assert self.config is not None
+        task = OmegaConf.masked_copy(self.config, [k for k in self.config if k != "hydra"])
+        config = OmegaConf.to_container(task, resolve=True)
+        search = OmegaConf.to_container(OmegaConf.create(dict(self.conf.search)), resolve=True)
+        fields = result_fields(config, NOT_RESULT_FIELDS)  # type: ignore[arg-type]
+        fields |= {"sweeper.seed": self.conf.seed, "sweeper.search": search}
+        return config, fields  # type: ignore[return-value]
+
+    def _sweep(self, sweep_dir: Path, arguments: list[str]) -> list[JobReturn]:
+        assert self.launcher is not None
         progress = self._load(sweep_dir)
         returns: list[JobReturn] = []
         while True:
@@ -79,9 +102,11 @@ class ArchsearchSweeperImpl:
             if progress.stop_reason:
                 break
             proposals = propose(state, self.conf.jobs_per_round)
-            # each job's directory is named by its shape (the override list would be too long)
+            # each job's directory is named by its shape and budget (the override list would be
+            # too long); the job's own fingerprint refuses a directory another config made
             batch = [
-                [*arguments, *p.overrides(), f"hydra.sweep.subdir={p.name}"] for p in proposals
+                [*arguments, *p.overrides(), f"hydra.sweep.subdir={p.name}_D{state.train_tokens}"]
+                for p in proposals
             ]
             log.info("round %d: launching %d jobs", state.round + 1, len(batch))
             round_returns = self.launcher.launch(batch, initial_job_idx=progress.job_idx)
@@ -103,7 +128,11 @@ class ArchsearchSweeperImpl:
         """The saved sweep (resume) or a new one at the task's budget."""
         path = sweep_dir / STATE_FILE
         if path.exists():
-            progress = SweepProgress(**json.loads(path.read_text()))
+            path, saved = read_json_in(path, STATE_FILE)
+            try:
+                progress = SweepProgress(**saved)
+            except TypeError as e:
+                raise StateError(f"{path} is not a sweep state ({e}): {SWEEP_WAYS_OUT}") from e
             log.info("resuming sweep after round %d", len(progress.rounds))
             return progress  # whether to stop is decided again under this command's settings
         return SweepProgress(search=self._initial_state().to_dict())
@@ -156,9 +185,14 @@ class ArchsearchSweeperImpl:
         records = []
         for job, proposal in zip(returns, proposals, strict=True):
             if job.status == JobStatus.COMPLETED and isinstance(job.return_value, RunRecord):
-                records.append(job.return_value)
-                continue
-            error = job._return_value if job.status == JobStatus.FAILED else job.return_value
+                if job.return_value.status == "completed":
+                    records.append(job.return_value)
+                    continue
+                error = f"diverged at step {job.return_value.diverged_at_step}"  # no observation
+            elif job.status == JobStatus.FAILED:
+                error = job._return_value
+            else:
+                error = job.return_value
             progress.failures.append({"shape": proposal.name, "error": repr(error)[:2000]})
             log.error("job for %s failed: %r", proposal.name, error)
         if len(progress.failures) > self.conf.max_failures:

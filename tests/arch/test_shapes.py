@@ -68,7 +68,10 @@ def test_feasible_groups_and_variants_keep_n() -> None:
 def test_impossible_requests_say_what_would_work() -> None:
     with pytest.raises(ArchError, match="r_mlp_attn must be > 0"):
         shape_for(10**6, 4, 32, 0.0, 1, 100, d_model=128)
-    with pytest.raises(ArchError, match="lower r_mlp_attn"):
+    with pytest.raises(ArchError, match=r"lower r_mlp_attn \(at most ~0.91\)"):
+        shape_for(2_000_000, 4, 64, 20.0, 7, 100, d_model=512)
+    # no r_mlp_attn can help: the message says how large N must be, never a negative r
+    with pytest.raises(ArchError, match="raise budget.n_params to at least 1,048,576"):
         shape_for(200_000, 4, 64, 20.0, 7, 100, d_model=512)
     with pytest.raises(ArchError, match="off budget"):
         shape_for(100_000, 2, 32, 1.0, 1, 100, d_model=64, d_ff_multiple=96)

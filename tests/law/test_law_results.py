@@ -31,10 +31,13 @@ def test_json_round_trip_with_bootstrap(tmp_path):
     np.testing.assert_allclose(again.predict(n, d, x=x, r=r), result.predict(n, d, x=x, r=r))
     assert again.predict_samples(n, d, x=x, r=r).shape == (30, 2)
     low, high = again.predict_interval(n, d, x=x, r=r)
-    assert np.all(low <= high)
+    point = again.predict(n, d, x=x, r=r)
+    assert low.shape == high.shape == (2,)
+    assert np.all(low < point) and np.all(point < high)  # a real spread around the fit
+    estimates = {**result.params, "x*": result.optimum["x"], "r*": result.optimum["r"]}
     for name in ("a1", "b2", "x*", "r*"):
         lo, hi = result.intervals[name]
-        assert lo <= hi
+        assert lo < estimates[name] < hi, name
     lo, hi = result.intervals["x*"]
     assert lo * 0.8 <= TRUE["multiplicative"]["a2"] / TRUE["multiplicative"]["a1"] <= hi * 1.25
 

@@ -6,7 +6,9 @@ Skipped where megatron-core is not installed (``pip install 'archsearch[megatron
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -20,10 +22,10 @@ pytest.importorskip("megatron.core")
 
 from archsearch.arch import ArchSpec, count_params  # noqa: E402
 from archsearch.config import BackendConfig, RunConfig, TrainConfig  # noqa: E402
+from archsearch.errors import ConfigError  # noqa: E402
 from archsearch.model import Transformer  # noqa: E402
 from archsearch.train import megatron_backend as mb  # noqa: E402
 from archsearch.train import megatron_train as mt  # noqa: E402
-from archsearch.train.setup import ConfigError  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
 TINY = ArchSpec(
@@ -161,10 +163,26 @@ def test_fp8_settings_reach_the_config() -> None:
     assert (config.fp8_amax_history_len, config.fp8_amax_compute_algo) == (16, "most_recent")
 
 
-def test_local_spec_without_transformer_engine() -> None:
+def test_local_spec_without_transformer_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "transformer_engine", None)  # as if not installed
+    assert not mb.te_available()
     backend = BackendConfig(name="megatron")
     assert mb.resolve_impl(backend, CPU) == "local"
-    assert not mb.te_available()  # CPU installs never carry TE
+
+
+def test_transformer_engine_that_cannot_load_counts_as_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TE installed without its CUDA libraries fails on import with OSError, not ImportError."""
+    package = tmp_path / "transformer_engine"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "pytorch.py").write_text("raise OSError('libcuda.so.1: cannot open')\n")
+    for name in ("transformer_engine", "transformer_engine.pytorch"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert importlib.util.find_spec("transformer_engine") is not None
+    assert not mb.te_available()
 
 
 @pytest.mark.parametrize(

@@ -40,10 +40,13 @@ def test_sweeper_runs_two_rounds_of_training(
     state = json.loads((sweep / "sweeper.json").read_text())
     assert [r["round"] for r in state["rounds"]] == [1, 2]
     assert state["stop_reason"] == "reached max_rounds=2" and not state["failures"]
-    trained = {p.parent.name: read_record(p.parent) for p in sweep.glob("*/record.json")}
+    records = {p.parent.name: read_record(p.parent) for p in sweep.glob("*/record.json")}
+    # job directories are named by shape and budget: <shape>_D<train tokens>
+    trained = {r.arch["name"]: r for r in records.values()}
+    assert sorted(records) == sorted(f"{n}_D{r.train_tokens}" for n, r in trained.items())
     proposed = [name for r in state["rounds"] for name in r["proposed"]]
     assert sorted(trained) == sorted(proposed) and len(set(proposed)) == 4
     observed = {o["name"]: o["loss"] for o in state["search"]["observations"]}
-    assert observed == {name: record.final_val_loss for name, record in trained.items()}
+    assert observed == {name: record.final_val_loss for name, record in records.items()}
     if launcher == "local_slurm":
         assert len(list(sweep.glob(".submitit/*/*_result.pkl"))) == 4

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -14,13 +15,25 @@ from typing import Any
 import pytest
 
 from archsearch.arch import ArchSpec
+from archsearch.errors import StateError
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, read_record
 from archsearch.records.throughput import read_throughput_record
 from archsearch.study.config import StudyConfig
 from archsearch.study.jobs import measure
-from archsearch.study.report import SECTIONS
 from archsearch.throughput.config import DecodeConfig
 
+# the report's sections, in order (the study's documented contract, not read from its code)
+SECTIONS = (
+    "Setup",
+    "Sweep",
+    "Progressive fit",
+    "Held-out predictions",
+    "Law plots",
+    "Search",
+    "Final comparison",
+    "Throughput against batch size",
+    "Verdict",
+)
 FIGURES = ("u_curves.png", "predicted_vs_observed.png", "pareto.png", "throughput_vs_batch.png")
 
 
@@ -73,8 +86,7 @@ def _cells(section: str, first_cells: tuple[str, ...]) -> list[str]:
 
 def test_report_has_every_section_and_figure(study: dict[str, Any]) -> None:
     markdown = study["markdown"]
-    for title in SECTIONS:
-        assert f"## {title}\n" in markdown
+    assert re.findall(r"^## (.+)$", markdown, flags=re.MULTILINE) == list(SECTIONS)
     for name in FIGURES:
         assert (study["out"] / "report" / name).stat().st_size > 1000
         assert f"({name})" in markdown
@@ -175,6 +187,13 @@ def test_measurement_under_another_protocol_is_refused(study: dict[str, Any]) ->
     run_dir = sorted((study["out"] / "sweep").iterdir())[0]
     before = (run_dir / THROUGHPUT_FILE).read_text()
     spec = ArchSpec.from_dict(read_record(run_dir).arch)
-    with pytest.raises(ValueError, match="different throughput settings"):
+    with pytest.raises(StateError, match="another shape or protocol"):
         measure(StudyConfig(throughput=DecodeConfig(batch_sizes=[1, 32])), spec, run_dir)
+    other = sorted((study["out"] / "sweep").iterdir())[1]
+    other_spec = ArchSpec.from_dict(read_record(other).arch)
+    assert other_spec != spec
+    measured = read_throughput_record(run_dir).config["throughput"]
+    protocol = DecodeConfig(**{**measured, "batch_sizes": [1, 32]})
+    with pytest.raises(StateError, match="another shape or protocol"):  # the same protocol
+        measure(StudyConfig(throughput=protocol), other_spec, run_dir, measured["batch_sizes"])
     assert (run_dir / THROUGHPUT_FILE).read_text() == before

@@ -139,10 +139,8 @@ def test_killed_run_resumes_to_the_uninterrupted_result(tmp_path: Path, debug_ru
     assert killed_at < len(uninterrupted)
     assert [r["step"] for r in resumed] == [r["step"] for r in uninterrupted]
     for a, b in zip(resumed, uninterrupted, strict=True):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-5)
-    assert read_record(run_dir).final_val_loss == pytest.approx(
-        read_record(debug_run).final_val_loss, abs=1e-5
-    )
+        assert a["train_loss"] == b["train_loss"]  # every digit: batches depend on (seed, step)
+    assert read_record(run_dir).final_val_loss == read_record(debug_run).final_val_loss
     assert (
         json.loads((run_dir / "record.json").read_text())["steps"] == read_record(debug_run).steps
     )
