@@ -33,6 +33,8 @@ from hydra_plugins.archsearch_sweeper.config import ArchsearchSweeperConf
 
 log = logging.getLogger(__name__)
 STATE_FILE = "sweeper.json"
+# Settings a rerun may change without changing what the sweep's results mean.
+SWEEP_STOP_RULES = ("max_rounds", "max_train_tokens", "max_failures", "tolerance")
 SWEEP_WAYS_OUT = (
     "give the sweep a new name= (or hydra.sweep.dir=), or delete that directory to start it again"
 )
@@ -83,13 +85,17 @@ class ArchsearchSweeperImpl:
 
     def _fingerprint_fields(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(the task config, its fields that decide the sweep's results: the task's result fields,
-        the sweeper's seed and search settings; not the stop rules, which a rerun may change)."""
+        the sweeper's seed, space and law settings; not the stop rules a rerun may change)."""
         assert self.config is not None
         task = OmegaConf.masked_copy(self.config, [k for k in self.config if k != "hydra"])
         config = OmegaConf.to_container(task, resolve=True)
-        search = OmegaConf.to_container(OmegaConf.create(dict(self.conf.search)), resolve=True)
+        search = {
+            f"sweeper.{key}": value
+            for key, value in asdict(self.conf).items()
+            if key not in SWEEP_STOP_RULES
+        }
         fields = result_fields(config, NOT_RESULT_FIELDS)  # type: ignore[arg-type]
-        fields |= {"sweeper.seed": self.conf.seed, "sweeper.search": search}
+        fields |= search
         return config, fields  # type: ignore[return-value]
 
     def _sweep(self, sweep_dir: Path, arguments: list[str]) -> list[JobReturn]:
