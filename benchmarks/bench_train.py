@@ -25,8 +25,9 @@ from archsearch.config import (
     PerfConfig,
     resolve_arch,
 )
+from archsearch.errors import ConfigError
 from archsearch.model import Transformer
-from archsearch.train.setup import ConfigError, make_optimizer, prepare_model, resolve_perf
+from archsearch.train.setup import make_optimizer, prepare_model, resolve_perf
 from archsearch.train.speed import peak_flops_per_s
 
 

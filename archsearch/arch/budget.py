@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from archsearch.arch.spec import ArchError
+from archsearch.errors import ArchError
 
 
 def train_tokens_for(n_params: int, tokens_per_param: float) -> int:

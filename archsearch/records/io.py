@@ -11,9 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-
-class RecordError(ValueError):
-    """A record file that is missing, unreadable or fails validation."""
+from archsearch.errors import RecordError
 
 
 def read_json_in(path: str | Path, filename: str) -> tuple[Path, Any]:

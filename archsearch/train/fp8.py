@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archsearch.train.setup import ConfigError
+from archsearch.errors import ConfigError
 
 RECIPES = ("tensorwise", "rowwise")
 HEAD = "output"

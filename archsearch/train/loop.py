@@ -22,13 +22,13 @@ from archsearch.arch import describe, steps_for, train_flops, train_flops_per_to
 from archsearch.config import ResolvedArch, RunConfig, resolve_arch
 from archsearch.data import Corpus, prepare
 from archsearch.data.batches import eval_batches, train_batch
+from archsearch.errors import ConfigError
 from archsearch.model import Transformer
 from archsearch.records import RECORD_FILE, RunRecord, read_record, write_record
 from archsearch.track import make_tracker
 from archsearch.train.checkpoint import load_checkpoint, save_checkpoint
 from archsearch.train.schedule import lr_at
 from archsearch.train.setup import (
-    ConfigError,
     autocast_for,
     git_revision,
     make_optimizer,

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 
 from archsearch.arch import ArchSpec
 from archsearch.config import BackendConfig, RunConfig
-from archsearch.train.setup import ConfigError, autocast_for
+from archsearch.errors import ConfigError
+from archsearch.train.setup import autocast_for
 
 INIT_STD = 0.02  # the torch model's Normal(0, 0.02); residual projections get 0.02 / sqrt(2 L)
 FP8_FORMATS = ("e4m3", "hybrid")

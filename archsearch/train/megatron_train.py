@@ -20,11 +20,12 @@ from archsearch.arch import ArchSpec, steps_for, train_flops_per_token
 from archsearch.config import ResolvedArch, RunConfig
 from archsearch.data import Corpus
 from archsearch.data.batches import eval_batches, train_batch
+from archsearch.errors import ConfigError
 from archsearch.records import RunRecord, write_record, write_text_atomic
 from archsearch.track import make_tracker
 from archsearch.train.megatron_backend import build_gpt_model, forward
 from archsearch.train.schedule import lr_at
-from archsearch.train.setup import ConfigError, micro_batches_per_step
+from archsearch.train.setup import micro_batches_per_step
 from archsearch.train.speed import Speedometer, peak_flops_per_s
 
 CKPT_DIR = "megatron_ckpt"  # dist_checkpointing folders step_XXXXXXXX and a LATEST pointer

@@ -10,10 +10,7 @@ from pathlib import Path
 import torch
 
 from archsearch.config import BackendConfig, OptimConfig, PerfConfig, TrainConfig
-
-
-class ConfigError(ValueError):
-    """A training setting that cannot work here; the message says what to change."""
+from archsearch.errors import ConfigError
 
 
 def pick_device(cfg: TrainConfig) -> torch.device:

@@ -20,10 +20,10 @@ pytest.importorskip("megatron.core")
 
 from archsearch.arch import ArchSpec, count_params  # noqa: E402
 from archsearch.config import BackendConfig, RunConfig, TrainConfig  # noqa: E402
+from archsearch.errors import ConfigError  # noqa: E402
 from archsearch.model import Transformer  # noqa: E402
 from archsearch.train import megatron_backend as mb  # noqa: E402
 from archsearch.train import megatron_train as mt  # noqa: E402
-from archsearch.train.setup import ConfigError  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
 TINY = ArchSpec(

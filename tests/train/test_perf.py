@@ -12,9 +12,10 @@ import torch
 
 from archsearch.arch import ArchSpec
 from archsearch.config import BackendConfig, PerfConfig, TrainConfig
+from archsearch.errors import ConfigError
 from archsearch.model import Transformer
 from archsearch.train.fp8 import check_fp8_dims, convert_to_fp8
-from archsearch.train.setup import ConfigError, micro_batches_per_step, prepare_model
+from archsearch.train.setup import micro_batches_per_step, prepare_model
 from archsearch.train.speed import Speedometer, peak_flops_per_s
 
 SPEC = ArchSpec(
