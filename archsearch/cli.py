@@ -8,27 +8,95 @@ Only entry points import this module (it imports Hydra).
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from archsearch.errors import UserError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 T = TypeVar("T")
 
+# Run directory names: an override whose value has other characters than these, or is longer
+# than ITEM_CHARS, is named by a hash of its value; a name longer than NAME_CHARS is cut and hashed.
+# The full overrides stay in the run's .hydra/overrides.yaml and config.yaml.
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9._,+:@%\[\]-]*")
+ITEM_CHARS = 48
+NAME_CHARS = 120
 
-def _run_id(override_dirname: str) -> str:
-    """The run directory's name: its overrides, or ``default`` when there are none."""
-    return override_dirname or "default"
+
+class UserInputError(CompactHydraException):
+    """A user-input error: Hydra prints its message alone, without a traceback
+    (``HYDRA_FULL_ERROR=1`` shows the traceback and its cause)."""
+
+
+# The optional extra that installs each module (``pip install 'archsearch[<extra>]'``).
+EXTRA_OF_MODULE = {
+    "wandb": "wandb",
+    "submitit": "slurm",
+    "hydra_plugins.hydra_submitit_launcher": "slurm",
+    "megatron": "megatron",
+    "torchao": "fp8",
+    "torch": "train",
+    "tokenizers": "train",
+    "matplotlib": "train",
+}
+# Config choices that need a Hydra plugin of an extra: (override prefix, module, extra).
+_PLUGIN_CHOICES = (("hydra/launcher=", "hydra_plugins.hydra_submitit_launcher", "slurm"),)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def _safe_item(override: str) -> str:
+    key, _, value = override.partition("=")
+    if _SAFE_VALUE.fullmatch(value) and len(override) <= ITEM_CHARS:
+        return override
+    return f"{key}=sha{_digest(value)}"
+
+
+def _run_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
+    """A run directory's name: its overrides sorted by key, short and safe whatever the values
+    (a value with a path or other characters, or a long one, becomes ``key=sha<hash>``), or
+    ``default`` when there are none."""
+    items = sorted(
+        _safe_item(o)
+        for o in task_overrides
+        if o.partition("=")[0].lstrip("+~") not in set(exclude_keys)
+    )
+    name = ",".join(items)
+    if len(name) > NAME_CHARS:
+        name = f"{name[: NAME_CHARS - 12]},sha{_digest(name)}"
+    return name or "default"
+
+
+def _sweep_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
+    """A sweep directory's name: its swept keys (``model.d_model,model.gqa_group``), so unrelated
+    sweeps never share a directory; the other overrides name each job's subdirectory."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(list(task_overrides))
+    swept = sorted({o.key_or_group for o in parsed if o.is_sweep_override()})
+    if not swept:
+        return _run_id(task_overrides, exclude_keys)
+    return _run_id(swept) if len(",".join(swept)) > NAME_CHARS else ",".join(swept)
 
 
 OmegaConf.register_new_resolver("run_id", _run_id, replace=True)
+OmegaConf.register_new_resolver("sweep_id", _sweep_id, replace=True)
 
 
 def register(name: str, node: type, group: str | None = None) -> None:
@@ -46,17 +114,27 @@ def output_dir() -> Path:
     return Path(HydraConfig.get().runtime.output_dir)
 
 
+def task_overrides() -> list[str]:
+    """The current job's command-line overrides (a multirun job's own values)."""
+    return list(HydraConfig.get().overrides.task)
+
+
 # The product card's words for config fields: alias -> field.
 ALIASES = {"model.hidden": "model.d_model"}
+
+
+def load_preset(path: Path, schema: type[T]) -> T:
+    """A ``conf/<group>`` YAML (or one like it) as its typed dataclass, outside a Hydra app."""
+    values = OmegaConf.load(path)
+    values.pop("defaults", None)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))  # type: ignore[return-value]
 
 
 def load_model_preset(path: Path) -> Any:
     """A ``conf/model`` YAML (or one like it) as a typed ``ModelConfig``, outside a Hydra app."""
     from archsearch.config import ModelConfig
 
-    values = OmegaConf.load(path)
-    values.pop("defaults", None)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(ModelConfig), values))
+    return load_preset(path, ModelConfig)
 
 
 def alias_overrides(overrides: list[str]) -> list[str]:
@@ -86,18 +164,62 @@ def alias_overrides(overrides: list[str]) -> list[str]:
     return result
 
 
-def run(config_name: str, task: Callable[[Any], T]) -> T | None:
-    """Compose ``conf/<config_name>.yaml`` with the command line and call ``task(typed_cfg)``."""
+def missing_extra(name: str) -> str:
+    """One line naming the extra that installs module ``name``."""
+    top = name if name in EXTRA_OF_MODULE else name.split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    fix = f"pip install 'archsearch[{extra}]'" if extra else f"pip install {top}"
+    return f"{name} is not installed: {fix}"
+
+
+def _check_plugins(argv: list[str]) -> None:
+    """Exit with one line when a config choice needs a plugin of an extra that is not installed."""
+    for prefix, module, extra in _PLUGIN_CHOICES:
+        chosen = [a for a in argv if a.startswith(prefix) and not a.endswith(("=basic", "=joblib"))]
+        if chosen and importlib.util.find_spec(module) is None:
+            sys.exit(
+                f"{chosen[0]} needs the submitit launcher plugin ({module}), which is not "
+                f"installed: pip install 'archsearch[{extra}]'"
+            )
+
+
+def call_task(task: Callable[[Any], T], cfg: DictConfig) -> T:
+    """``task(typed cfg)``, with user-input errors and missing extras raised as one-line
+    ``UserInputError`` (Hydra then prints no traceback unless ``HYDRA_FULL_ERROR=1``)."""
+    extra_modules = {m.split(".")[0] for m in EXTRA_OF_MODULE}
+    try:
+        return task(to_typed(cfg))
+    except (UserError, OmegaConfBaseException) as e:
+        raise UserInputError(f"{type(e).__name__}: {e}") from e
+    except ModuleNotFoundError as e:
+        if e.name is None or e.name.split(".")[0] not in extra_modules:
+            raise
+        raise UserInputError(missing_extra(e.name)) from e
+
+
+def _print_help(help_text: str) -> None:
+    if any(a in ("--help", "-h") for a in sys.argv[1:]) and help_text:
+        print(help_text.strip() + "\n")
+
+
+def run(config_name: str, task: Callable[[Any], T], help_text: str = "") -> T | None:
+    """Compose ``conf/<config_name>.yaml`` with the command line and call ``task(typed_cfg)``.
+
+    ``--help`` prints ``help_text`` (the entry point's own: what it does, main options,
+    examples) above Hydra's listing of the config; ``--hydra-help`` is Hydra's.
+    """
     sys.argv[1:] = alias_overrides(sys.argv[1:])
     if not CONF_DIR.is_dir():
         raise FileNotFoundError(
             f"config directory {CONF_DIR} not found: install archsearch from a checkout with "
             "`pip install -e .` so that conf/ sits beside the package"
         )
+    _check_plugins(sys.argv[1:])
+    _print_help(help_text)
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def _main(cfg: DictConfig) -> T:
-        return task(to_typed(cfg))
+        return call_task(task, cfg)
 
     return _main()
 

@@ -1,0 +1,312 @@
+"""Training sweeps: every job's shape is checked before any job starts, and a table ends the sweep.
+
+``SweepCallback`` is registered in ``conf/train.yaml`` (``hydra.callbacks``). At the start of a
+multirun it composes every job of Hydra's basic sweeper and resolves its shape; jobs that cannot
+be built are reported together in one error with a command that works (the smallest budget
+preset that builds them all, and on a CPU a sweep it can finish). At the end it prints one row per
+``record.json`` in the sweep directory, also when the jobs ran under SLURM. ``check_jobs`` is the
+same check for a single run. Only entry points import this module (it imports Hydra).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import traceback
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, open_dict, read_write
+
+from archsearch import cli
+from archsearch.arch import ArchError, train_flops_per_token
+from archsearch.arch.feasible import builds, smallest_n_params, widest_d_model
+from archsearch.config import BudgetConfig, ModelConfig, RunConfig, resolve_arch
+from archsearch.records import RECORD_FILE, RunRecord, scan_records
+
+# The default run's model FLOP/s on two CPU cores (NOTES.md: 7,106 tokens/s at 6.39 MFLOP/token):
+# only for saying whether a suggested command takes minutes or hours there.
+CPU_MODEL_FLOPS_PER_S = 4.5e10
+CPU_HOURS_LIMIT = 1.0
+# A GPU's model FLOP/s for the same purpose (DESIGN.md 4b: about 500 TFLOP/s on an H100, LLaMA-1B).
+GPU_MODEL_FLOPS_PER_S = 4e14
+# LLaMA-3.2-1B's x = d_model / sqrt(N) (DESIGN.md section 2), to place a requested width.
+LLAMA_1B_X = 0.066
+# The widths offered for a CPU sweep, as x = d_model / sqrt(N) at the budget's N.
+CPU_SWEEP_X = (0.1, 0.2, 0.4)
+
+Job = tuple[list[str], RunConfig]
+
+
+def shape_knobs(model: ModelConfig, budget: BudgetConfig, vocab_size: int) -> dict[str, Any]:
+    """``shape_for``'s keyword arguments of a derived model, other than N and ``d_model``."""
+    return {
+        "n_layers": model.n_layers,
+        "head_dim": model.head_dim,
+        "r_mlp_attn_target": model.r_mlp_attn,
+        "gqa_group": model.gqa_group,
+        "vocab_size": model.vocab_size or vocab_size,
+        "tie_embeddings": model.tie_embeddings,
+        "d_model_multiple": model.d_model_multiple,
+        "d_ff_multiple": model.d_ff_multiple,
+        "n_params_tolerance": budget.n_params_tolerance,
+    }
+
+
+def _derived_width(cfg: RunConfig) -> int | None:
+    """The requested ``d_model`` of a derived shape (from ``d_over_sqrt_n`` if given that way)."""
+    model, n = cfg.model, cfg.budget.n_params
+    if model.d_ff is not None or model.r_mlp_attn is None or model.gqa_group is None or not n:
+        return None
+    if model.d_model is not None:
+        return model.d_model
+    if model.d_over_sqrt_n is None:
+        return None
+    multiple = model.d_model_multiple
+    return max(multiple, multiple * round(model.d_over_sqrt_n * math.sqrt(n) / multiple))
+
+
+def _job_problem(cfg: RunConfig) -> str | None:
+    """Why a job's shape cannot be built (with the budget that would build it), or None."""
+    try:
+        resolve_arch(cfg.model, cfg.budget, cfg.data.vocab_size)
+    except ArchError as e:
+        width = _derived_width(cfg)
+        if width is None or cfg.budget.n_params is None:
+            return str(e)
+        knobs = shape_knobs(cfg.model, cfg.budget, cfg.data.vocab_size)
+        needed = smallest_n_params(width, knobs)
+        x = width / math.sqrt(cfg.budget.n_params)
+        builds_at = f"needs N >= {needed:,}" if needed else "builds at no N below 10^13"
+        reason = str(e).split(": ")[0]  # shape_for's messages: "<why>: <what to change>"
+        return f"x = d_model/sqrt(N) = {x:.3g}, {builds_at} ({reason})"
+    return None
+
+
+def _budget_presets() -> list[BudgetConfig]:
+    """The ``conf/budget`` presets, budgets with the model's own N first, then by rising N."""
+    presets = [cli.load_preset(p, BudgetConfig) for p in sorted(cli.CONF_DIR.glob("budget/*.yaml"))]
+    return sorted(presets, key=lambda b: b.n_params or 0)
+
+
+def _command(overrides: list[str], multirun: bool, extra: list[str]) -> str:
+    """``python -m archsearch.train`` with ``overrides`` (budget ones replaced by ``extra``)."""
+    kept = [o for o in overrides if not o.split("=")[0].lstrip("+~").startswith("budget")]
+    words = ["python -m archsearch.train", *(["-m"] if multirun else []), *kept, *extra]
+    return " ".join(words)
+
+
+def _train_flops(jobs: list[Job]) -> float:
+    """Model FLOPs of training every job (``train_flops_per_token`` x D)."""
+    flops = 0.0
+    for _, cfg in jobs:
+        arch = resolve_arch(cfg.model, cfg.budget, cfg.data.vocab_size)
+        flops += train_flops_per_token(arch.spec, cfg.train.seq_len) * arch.train_tokens
+    return flops
+
+
+def _preset_budget(jobs: list[Job]) -> tuple[str, list[Job]] | None:
+    """The smallest budget preset that builds every job, and the jobs at that budget."""
+    for preset in _budget_presets():
+        moved = [(o, replace(cfg, budget=preset)) for o, cfg in jobs]
+        if all(_job_problem(cfg) is None for _, cfg in moved):
+            return f"budget={preset.name}", moved
+    return None
+
+
+def _smallest_budget(jobs: list[Job]) -> tuple[str, list[Job]] | None:
+    """The smallest ``budget.n_params`` that builds every (derived) job, and the jobs there."""
+    needs = []
+    for _, cfg in jobs:
+        width = _derived_width(cfg)
+        knobs = shape_knobs(cfg.model, cfg.budget, cfg.data.vocab_size)
+        needed = smallest_n_params(width, knobs) if width else None
+        if needed is None:
+            return None
+        needs.append(needed)
+    n_params = max(needs)
+    moved = [(o, replace(cfg, budget=replace(cfg.budget, n_params=n_params))) for o, cfg in jobs]
+    if any(_job_problem(cfg) is not None for _, cfg in moved):
+        return None
+    return f"budget.n_params={n_params}", moved
+
+
+def _cpu_sweep(cfg: RunConfig) -> list[int]:
+    """Widths near x in ``CPU_SWEEP_X`` that build at the job's own budget."""
+    n_params = cfg.budget.n_params
+    if n_params is None or _derived_width(cfg) is None:
+        return []
+    knobs = shape_knobs(cfg.model, cfg.budget, cfg.data.vocab_size)
+    multiple = cfg.model.d_model_multiple
+    widths = set()
+    for x in CPU_SWEEP_X:
+        near = x * math.sqrt(n_params)
+        tries = sorted(
+            range(multiple, int(1.5 * near) + multiple, multiple), key=lambda d: abs(d - near)
+        )
+        widths |= {next((d for d in tries if builds(n_params, d, knobs)), 0)} - {0}
+    return sorted(widths)
+
+
+def _hours(jobs: list[Job]) -> str:
+    """The jobs' time on two CPU cores, and on a GPU where that is long."""
+    flops = _train_flops(jobs)
+    cpu = flops / CPU_MODEL_FLOPS_PER_S / 3600
+    if cpu <= CPU_HOURS_LIMIT:
+        return f"~{cpu * 60:.0f} min on two CPU cores"
+    gpu = flops / GPU_MODEL_FLOPS_PER_S / 3600
+    gpu_text = f"{gpu:,.0f} h" if gpu >= 1 else f"{max(1.0, gpu * 60):.0f} min"
+    return f"~{cpu:,.0f} h on two CPU cores, ~{gpu_text} on one GPU at 400 model TFLOP/s"
+
+
+def check_jobs(jobs: list[Job], overrides: list[str], multirun: bool) -> None:
+    """Resolve every job's shape before any trains.
+
+    Args:
+        jobs: each job's own overrides and its typed config.
+        overrides: the command line's overrides (for the commands that the error suggests).
+        multirun: whether the command is a sweep (``-m``).
+
+    Raises:
+        ArchError: one message listing every job that cannot be built, why, and a command that
+            works.
+    """
+    problems = [(o, p) for o, cfg in jobs if (p := _job_problem(cfg)) is not None]
+    if not problems:
+        return
+    first = jobs[0][1]
+    budget = first.budget
+    n_text = f"N = {budget.n_params:,}" if budget.n_params else "the model's own N"
+    what = f"{len(problems)} of {len(jobs)} jobs" if multirun else "the run"
+    lines = [
+        f"{what} cannot be built at budget={budget.name} ({n_text}) with "
+        f"model={first.model.name}; nothing was started:",
+        *(f"  {' '.join(o) or '(no overrides)'}: {p}" for o, p in problems),
+    ]
+    width = _derived_width(first)
+    if width is not None and budget.n_params:
+        knobs = shape_knobs(first.model, budget, first.data.vocab_size)
+        widest = widest_d_model(budget.n_params, knobs)
+        lines.append(
+            "Rule: a derived shape gives attention N / (n_layers (1 + r)) parameters per layer in "
+            f"whole heads, so width d_model needs N >= about n_layers (1 + r) (g + 1) head_dim "
+            f"d_model = {knobs['n_layers']} x {1 + knobs['r_mlp_attn_target']:g} x "
+            f"{knobs['gqa_group'] + 1} x {knobs['head_dim']} x d_model; at N = "
+            f"{budget.n_params:,} the widest is d_model = {widest}. An x above ~0.3 lies far "
+            f"outside the paper's shapes (LLaMA-3.2-1B: x = {LLAMA_1B_X} at 16 layers)."
+        )
+    preset = _preset_budget(jobs)
+    smallest = _smallest_budget(jobs)
+    if preset is None and smallest is None:
+        lines.append("No budget builds every job: change the shape fields named above.")
+        raise ArchError("\n".join(lines))
+    if preset is not None:
+        override, moved = preset
+        target = moved[0][1].budget
+        n_text = f"N = {target.n_params:,}" if target.n_params else "the model's own N"
+        lines.append(
+            f"Smallest budget preset that builds every job: {override} ({n_text}; {_hours(moved)}):"
+        )
+        if _train_flops(moved) / CPU_MODEL_FLOPS_PER_S / 3600 <= CPU_HOURS_LIMIT:
+            lines.append("  " + _command(overrides, multirun, [override]))
+            raise ArchError("\n".join(lines))
+        gpu = [override, "train=gpu"]
+        lines.append("  on a GPU:   " + _command(overrides, multirun, gpu))
+        lines.append(
+            "  on SLURM:   " + _command(overrides, True, [*gpu, "hydra/launcher=h100_example"])
+        )
+    if smallest is not None and (preset is None or smallest[0] != preset[0]):
+        override, moved = smallest
+        lines.append(f"Smallest N that builds every job: {override} ({_hours(moved)}):")
+        lines.append("  " + _command(overrides, multirun, [override]))
+    widths = _cpu_sweep(first)
+    if widths and budget.n_params:
+        kept = [o for o in overrides if not o.startswith(("model.d_model=", "model.d_over_sqrt_n"))]
+        xs = ", ".join(f"{w / math.sqrt(budget.n_params):.2g}" for w in widths)
+        lines.append(
+            f"On a CPU in minutes a job, widths that budget={budget.name} builds (x = {xs}):"
+        )
+        lines.append(
+            "  " + _command([*kept, f"model.d_model={','.join(map(str, widths))}"], True, [])
+        )
+    raise ArchError("\n".join(lines))
+
+
+def sweep_jobs(config: DictConfig) -> list[Job]:
+    """Every job of a basic-sweeper multirun, composed as Hydra will compose it, and typed."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    arguments = [*params, *config.hydra.overrides.task]
+    parsed = OverridesParser.create().parse_overrides(arguments)
+    loader = GlobalHydra.instance().config_loader()
+    jobs = []
+    for job_overrides in BasicSweeper.split_arguments(parsed, None)[0]:
+        job_cfg = loader.load_sweep_config(config, list(job_overrides))
+        with open_dict(job_cfg):
+            del job_cfg["hydra"]
+        swept = [o for o in job_overrides if o not in arguments]
+        jobs.append((swept, cli.to_typed(job_cfg)))
+    return jobs
+
+
+def format_table(records: list[RunRecord], sweep_dir: Path) -> str:
+    """One row per record: shape, x, r, g, N, D, final loss, tokens/s and its directory."""
+    header = (
+        f"{'shape (d, heads/kv, d_ff)':<24} {'x':>6} {'r':>5} {'g':>3} {'N':>13} {'D':>15} "
+        f"{'val_loss':>9} {'tokens/s':>9}  run"
+    )
+    rows = [header, "-" * len(header)]
+    for record in records:
+        a = record.arch
+        shape = f"d{a['d_model']} {a['n_heads']}/{a['n_kv_heads']} ff{a['d_ff']}"
+        rows.append(
+            f"{shape:<24} {record.d_over_sqrt_n:6.3f} {record.r_mlp_attn:5.2f} "
+            f"{record.gqa_group:>3} {record.n_params:>13,} {record.train_tokens:>15,} "
+            f"{record.final_val_loss:9.4f} {record.tokens_per_s:9,.0f}  {record.run_id}"
+        )
+    rows.append(f"{len(records)} runs with a {RECORD_FILE} below {sweep_dir}")
+    return "\n".join(rows)
+
+
+def fix_sweep_dir(config: DictConfig) -> None:
+    """Resolve ``hydra.sweep.dir`` once, from the command line's overrides, for every job.
+
+    Each job composes its config again from its own overrides, under which ``${sweep_id:...}``
+    would name another directory; an override of the resolved value keeps them all in one.
+    """
+    sweep_dir = str(config.hydra.sweep.dir)
+    with read_write(config), open_dict(config):
+        config.hydra.sweep.dir = sweep_dir
+        config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{sweep_dir}'")
+
+
+def _is_basic_sweeper(config: DictConfig) -> bool:
+    return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
+
+
+class SweepCallback(Callback):
+    """Hydra callback: check every job's shape before a sweep, print the table after it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        fix_sweep_dir(config)
+        if not _is_basic_sweeper(config):
+            return  # a proposing sweeper (archsearch) resolves its own shapes
+        overrides = list(config.hydra.overrides.task)
+        try:
+            check_jobs(sweep_jobs(config), overrides, multirun=True)
+        except ArchError as e:
+            # Hydra turns a callback's exception into a warning and carries on: exit instead
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                traceback.print_exc()
+            sys.exit(str(e))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.is_dir():
+            print(format_table(scan_records(sweep_dir), sweep_dir), flush=True)
