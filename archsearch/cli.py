@@ -20,7 +20,8 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from archsearch.errors import UserError
@@ -97,6 +98,21 @@ def _sweep_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -
 
 OmegaConf.register_new_resolver("run_id", _run_id, replace=True)
 OmegaConf.register_new_resolver("sweep_id", _sweep_id, replace=True)
+
+
+class SweepDirCallback(Callback):
+    """Resolve ``hydra.sweep.dir`` once, from the command line's overrides, for every job.
+
+    Each job composes its config again from its own overrides, under which ``${sweep_id:...}``
+    would name another directory; an override of the resolved value keeps them all in one.
+    Registered first in ``hydra.callbacks`` of every entry point that sweeps.
+    """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = str(config.hydra.sweep.dir)
+        with read_write(config), open_dict(config):
+            config.hydra.sweep.dir = sweep_dir
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{sweep_dir}'")
 
 
 def register(name: str, node: type, group: str | None = None) -> None:
@@ -198,8 +214,11 @@ def call_task(task: Callable[[Any], T], cfg: DictConfig) -> T:
 
 
 def _print_help(help_text: str) -> None:
-    if any(a in ("--help", "-h") for a in sys.argv[1:]) and help_text:
+    """On ``--help``: the entry point's own text, then Hydra's with ``conf/hydra/help``'s
+    template (the composed config, without Hydra's banner and unrelated groups)."""
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
         print(help_text.strip() + "\n")
+        sys.argv.append("hydra/help=archsearch")
 
 
 def run(config_name: str, task: Callable[[Any], T], help_text: str = "") -> T | None:

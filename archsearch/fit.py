@@ -1,12 +1,17 @@
-"""``python -m archsearch.fit input=<sweep dir or csv> [law=<form>] [...]``: fit a scaling law.
+"""python -m archsearch.fit input=<sweep dir or csv> [law=<form>]: fit a scaling law to runs.
 
-Writes ``fit.json`` and plots into the Hydra run directory and prints the parameters; with
-``evaluate=true`` also the progressive and leave-one-scale-out table for ``compare_forms``.
+Reads every record.json below a sweep directory (or a CSV with one row per run), fits the law and
+writes fit.json, u_curves.png and predicted_vs_observed.png into outputs/fits/<form>_<fitter>/<time>
+and prints the runs it used and dropped, the parameters with bootstrap intervals and the optimum.
+
+Main options:
+  law=multiplicative|additive|chinchilla|chinchilla_tied|joint|aspect_ratio (conf/law/)
+  law.fitter=lm|huber  law.l_opt=best|chinchilla  law.n_bootstrap=200  evaluate=true (progressive)
+  columns={N: n_params, D: tokens, loss: final_loss}  (CSV column names; x, r optional)
 
 Examples:
-    python -m archsearch.fit input=outputs/sweeps/x_sweep law=multiplicative
-    python -m archsearch.fit input=runs.csv law=chinchilla law.fitter=huber 'columns={N: n_params}'
-    python -m archsearch.fit input=outputs/sweeps/x_sweep evaluate=true
+  python -m archsearch.fit input=outputs/sweeps/train/model.d_model law=multiplicative
+  python -m archsearch.fit input=runs.csv law=chinchilla 'columns={N: n_params, D: tokens}'
 """
 
 from __future__ import annotations
@@ -94,4 +99,4 @@ cli.register("base_fit", FitConfig)
 cli.register("base_law", LawConfig, group="law")
 
 if __name__ == "__main__":
-    cli.run("fit", main)
+    cli.run("fit", main, __doc__ or "")

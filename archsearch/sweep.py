@@ -1,6 +1,7 @@
 """Training sweeps: every job's shape is checked before any job starts, and a table ends the sweep.
 
-``SweepCallback`` is registered in ``conf/train.yaml`` (``hydra.callbacks``). At the start of a
+``SweepCallback`` is registered in ``conf/train.yaml`` (``hydra.callbacks``, after
+``cli.SweepDirCallback``). At the start of a
 multirun it composes every job of Hydra's basic sweeper and resolves its shape; jobs that cannot
 be built are reported together in one error with a command that works (the smallest budget
 preset that builds them all, and on a CPU a sweep it can finish). At the end it prints one row per
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict, read_write
+from omegaconf import DictConfig, open_dict
 
 from archsearch import cli
 from archsearch.arch import ArchError, train_flops_per_token
@@ -274,18 +275,6 @@ def format_table(records: list[RunRecord], sweep_dir: Path) -> str:
     return "\n".join(rows)
 
 
-def fix_sweep_dir(config: DictConfig) -> None:
-    """Resolve ``hydra.sweep.dir`` once, from the command line's overrides, for every job.
-
-    Each job composes its config again from its own overrides, under which ``${sweep_id:...}``
-    would name another directory; an override of the resolved value keeps them all in one.
-    """
-    sweep_dir = str(config.hydra.sweep.dir)
-    with read_write(config), open_dict(config):
-        config.hydra.sweep.dir = sweep_dir
-        config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{sweep_dir}'")
-
-
 def _is_basic_sweeper(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
 
@@ -294,7 +283,6 @@ class SweepCallback(Callback):
     """Hydra callback: check every job's shape before a sweep, print the table after it."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        fix_sweep_dir(config)
         if not _is_basic_sweeper(config):
             return  # a proposing sweeper (archsearch) resolves its own shapes
         overrides = list(config.hydra.overrides.task)
