@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from archsearch import cli
 from archsearch.law import (
     FitResult,
@@ -66,6 +68,31 @@ def describe(result: FitResult) -> str:
     return "\n".join(lines)
 
 
+def list_runs(data: LawData, used_run_ids: list[str], r_range: tuple[float, float] | None) -> str:
+    """The runs read, each marked used or dropped (with why), and the (N, D) groups they form:
+    runs of one scale trained on different D show up as separate groups."""
+    used = set(used_run_ids)
+    lines = [f"{'N':>13} {'D':>15} {'x':>7} {'r':>6} {'loss':>8}  {'used':<22} run"]
+    for i in range(len(data)):
+        if data.run_id[i] in used:
+            why = "yes"
+        elif r_range is not None and not r_range[0] <= data.r[i] <= r_range[1]:
+            why = f"no: r outside [{r_range[0]:g}, {r_range[1]:g}]"
+        else:
+            why = "no"
+        lines.append(
+            f"{data.N[i]:>13,.0f} {data.D[i]:>15,.0f} {data.x[i]:7.3f} {data.r[i]:6.2f} "
+            f"{data.loss[i]:8.4f}  {why:<22} {data.run_id[i]}"
+        )
+    groups = data.select(np.isin(data.run_id, list(used))).groups()
+    counts = {g: int((groups == g).sum()) for g in np.unique(groups)}
+    lines.append(
+        f"{len(used)} of {len(data)} runs used, in (scale | D) groups: "
+        + ", ".join(f"{g} ({n} runs)" for g, n in counts.items())
+    )
+    return "\n".join(lines)
+
+
 def main(cfg: FitConfig) -> FitResult:
     law: LawConfig = cfg.law
     settings = law.fit_settings()
@@ -74,6 +101,8 @@ def main(cfg: FitConfig) -> FitResult:
     result = fit_law(
         fit_data, law.form, n_bootstrap=law.n_bootstrap, seed=law.seed, source=cfg.input, **settings
     )
+    used = [str(run) for run in result.data.get("run_id", [])]
+    print(list_runs(fit_data, used, settings.get("r_range")))
     print(describe(result))
     if cfg.fit_rows:
         all_rows = metrics(data.loss, result.predict_data(data))
