@@ -102,11 +102,11 @@ def a100_comparison() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--prompt-tokens", type=int, default=512)
-    parser.add_argument("--new-tokens", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="B values")
+    parser.add_argument("--prompt-tokens", type=int, default=512, help="T_in per prompt")
+    parser.add_argument("--new-tokens", type=int, default=32, help="T_out generated")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median)")
     parser.add_argument("--skip-cpu", action="store_true", help="only the A100 roofline table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
