@@ -54,8 +54,9 @@ EXTRA_OF_MODULE = {
     "tokenizers": "train",
     "matplotlib": "train",
 }
-# Config choices that need a Hydra plugin of an extra: (override prefix, module, extra).
-_PLUGIN_CHOICES = (("hydra/launcher=", "hydra_plugins.hydra_submitit_launcher", "slurm"),)
+# The submitit launcher plugin behind hydra/launcher=submitit_* and every conf/hydra/launcher
+# profile (they extend submitit_slurm), and the extra that installs it.
+SUBMITIT_PLUGIN = "hydra_plugins.hydra_submitit_launcher"
 
 
 def _digest(text: str) -> str:
@@ -188,15 +189,24 @@ def missing_extra(name: str) -> str:
     return f"{name} is not installed: {fix}"
 
 
+def needs_submitit(argv: list[str]) -> str | None:
+    """The ``hydra/launcher=`` choice in ``argv`` that needs the submitit plugin, if any."""
+    profiles = {p.stem for p in CONF_DIR.glob("hydra/launcher/*.yaml")}
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        if key.lstrip("+~") == "hydra/launcher" and (
+            value in profiles or value.startswith("submitit")
+        ):
+            return arg
+    return None
+
+
 def _check_plugins(argv: list[str]) -> None:
-    """Exit with one line when a config choice needs a plugin of an extra that is not installed."""
-    for prefix, module, extra in _PLUGIN_CHOICES:
-        chosen = [a for a in argv if a.startswith(prefix) and not a.endswith(("=basic", "=joblib"))]
-        if chosen and importlib.util.find_spec(module) is None:
-            sys.exit(
-                f"{chosen[0]} needs the submitit launcher plugin ({module}), which is not "
-                f"installed: pip install 'archsearch[{extra}]'"
-            )
+    """Exit with one line when a launcher choice needs the submitit plugin and it is missing
+    (Hydra would say only ``Could not load 'hydra/launcher/submitit_slurm'``)."""
+    chosen = needs_submitit(argv)
+    if chosen and importlib.util.find_spec(SUBMITIT_PLUGIN) is None:
+        sys.exit(f"{chosen} needs the submitit launcher plugin: {missing_extra(SUBMITIT_PLUGIN)}")
 
 
 def call_task(task: Callable[[Any], T], cfg: DictConfig) -> T:

@@ -11,6 +11,7 @@ same check for a single run. Only entry points import this module (it imports Hy
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -279,10 +280,17 @@ def _is_basic_sweeper(config: DictConfig) -> bool:
     return str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper")
 
 
+def _without_sacct_noise(record: logging.LogRecord) -> bool:
+    """False for submitit's "Bypassing sacct error" warning: a cluster without accounting (the
+    local one) raises it at every status poll, while squeue still gives the status."""
+    return "Bypassing sacct error" not in record.getMessage()
+
+
 class SweepCallback(Callback):
     """Hydra callback: check every job's shape before a sweep, print the table after it."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        logging.getLogger("submitit").addFilter(_without_sacct_noise)
         if not _is_basic_sweeper(config):
             return  # a proposing sweeper (archsearch) resolves its own shapes
         overrides = list(config.hydra.overrides.task)

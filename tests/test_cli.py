@@ -89,7 +89,11 @@ def test_user_errors_are_one_line_and_missing_extras_are_named() -> None:
     with pytest.raises(cli.UserInputError) as missing:
         cli.call_task(needs_wandb, cfg)
     assert str(missing.value) == "wandb is not installed: pip install 'archsearch[wandb]'"
-    assert cli.missing_extra("hydra_plugins.hydra_submitit_launcher").endswith("[slurm]'")
+    assert cli.missing_extra(cli.SUBMITIT_PLUGIN).endswith("pip install 'archsearch[slurm]'")
+    assert cli.needs_submitit(["-m", "hydra/launcher=local_slurm", "x=1"]) == (
+        "hydra/launcher=local_slurm"
+    )
+    assert cli.needs_submitit(["hydra/launcher=basic"]) is None
 
 
 def test_fit_lists_runs_used_and_dropped_with_their_groups() -> None:
