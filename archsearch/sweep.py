@@ -37,8 +37,12 @@ CPU_HOURS_LIMIT = 1.0
 GPU_MODEL_FLOPS_PER_S = 4e14
 # LLaMA-3.2-1B's x = d_model / sqrt(N) (DESIGN.md section 2), to place a requested width.
 LLAMA_1B_X = 0.066
+# Above this x (at the tiny presets' 4 layers, twice the 16-layer value) a shape is far from any
+# the paper trained (its optimum x* is about 0.08 at 16 layers, DESIGN.md section 2).
+PAPER_X_MAX = 0.3
 # The widths offered for a CPU sweep, as x = d_model / sqrt(N) at the budget's N.
 CPU_SWEEP_X = (0.1, 0.2, 0.4)
+WIDTH_KEYS = ("model.d_model=", "model.d_over_sqrt_n=")
 
 Job = tuple[list[str], RunConfig]
 
@@ -136,20 +140,22 @@ def _smallest_budget(jobs: list[Job]) -> tuple[str, list[Job]] | None:
     return f"budget.n_params={n_params}", moved
 
 
-def _cpu_sweep(cfg: RunConfig) -> list[int]:
-    """Widths near x in ``CPU_SWEEP_X`` that build at the job's own budget."""
-    n_params = cfg.budget.n_params
-    if n_params is None or _derived_width(cfg) is None:
+def _cpu_sweep(jobs: list[Job]) -> list[int]:
+    """Widths near x in ``CPU_SWEEP_X`` that build at the jobs' own budget for every job."""
+    first = jobs[0][1]
+    n_params = first.budget.n_params
+    if n_params is None or _derived_width(first) is None:
         return []
-    knobs = shape_knobs(cfg.model, cfg.budget, cfg.data.vocab_size)
-    multiple = cfg.model.d_model_multiple
+    multiple = first.model.d_model_multiple
+    knobs = [shape_knobs(cfg.model, cfg.budget, cfg.data.vocab_size) for _, cfg in jobs]
     widths = set()
     for x in CPU_SWEEP_X:
         near = x * math.sqrt(n_params)
         tries = sorted(
             range(multiple, int(1.5 * near) + multiple, multiple), key=lambda d: abs(d - near)
         )
-        widths |= {next((d for d in tries if builds(n_params, d, knobs)), 0)} - {0}
+        fits = (d for d in tries if all(builds(n_params, d, k) for k in knobs))
+        widths |= {next(fits, 0)} - {0}
     return sorted(widths)
 
 
@@ -164,6 +170,74 @@ def _hours(jobs: list[Job]) -> str:
     return f"~{cpu:,.0f} h on two CPU cores, ~{gpu_text} on one GPU at 400 model TFLOP/s"
 
 
+def _rule(cfg: RunConfig) -> str | None:
+    """The width rule with the numbers of a derived job, and the widest width at its budget."""
+    budget = cfg.budget
+    if _derived_width(cfg) is None or not budget.n_params:
+        return None
+    width = _derived_width(cfg) or 0
+    knobs = shape_knobs(cfg.model, budget, cfg.data.vocab_size)
+    widest = widest_d_model(budget.n_params, knobs)
+    return (
+        "Rule: a derived shape gives attention N / (n_layers (1 + r)) parameters per layer in "
+        "whole heads, so width d_model needs N >= about n_layers (1 + r) (g + 1) head_dim "
+        f"d_model = {knobs['n_layers']} x {1 + knobs['r_mlp_attn_target']:g} x "
+        f"{knobs['gqa_group'] + 1} x {knobs['head_dim']} x d_model; at N = "
+        f"{budget.n_params:,} the widest is d_model = {widest}."
+        + (
+            f" An x above ~{PAPER_X_MAX} lies far outside the paper's shapes (LLaMA-3.2-1B: "
+            f"x = {LLAMA_1B_X} at 16 layers)."
+            if width / math.sqrt(budget.n_params) > PAPER_X_MAX
+            else ""
+        )
+    )
+
+
+def _on_cpu(jobs: list[Job]) -> bool:
+    return _train_flops(jobs) / CPU_MODEL_FLOPS_PER_S / 3600 <= CPU_HOURS_LIMIT
+
+
+def _suggestions(jobs: list[Job], overrides: list[str], multirun: bool) -> list[str]:
+    """Commands that build every job: the smallest budget preset (on a GPU or SLURM when it is
+    hours on a CPU), the smallest N, and for a sweep of widths one a CPU finishes in minutes."""
+    preset, smallest = _preset_budget(jobs), _smallest_budget(jobs)
+    if preset is None and smallest is None:
+        return ["No budget builds every job: change the shape fields named above."]
+    lines: list[str] = []
+    if smallest is not None and (preset is None or smallest[0] != preset[0]):
+        override, moved = smallest
+        lines += [
+            f"Smallest N that builds every job: {override} ({_hours(moved)}):",
+            "  " + _command(overrides, multirun, [override]),
+        ]
+    if preset is not None:
+        override, moved = preset
+        n_params = moved[0][1].budget.n_params
+        n_text = f"N = {n_params:,}" if n_params else "the model's own N"
+        head = f"Smallest budget preset that builds every job: {override} ({n_text}; "
+        lines.append(head + f"{_hours(moved)}):")
+        if _on_cpu(moved):
+            return [*lines, "  " + _command(overrides, multirun, [override])]
+        gpu = [override, "train=gpu"]
+        lines += [
+            "  on a GPU:   " + _command(overrides, multirun, gpu),
+            "  on SLURM:   " + _command(overrides, True, [*gpu, "hydra/launcher=h100_example"]),
+        ]
+    if smallest is not None and _on_cpu(smallest[1]):
+        return lines
+    first = jobs[0][1]
+    sweeps_width = any(o.startswith(WIDTH_KEYS) for job_overrides, _ in jobs for o in job_overrides)
+    widths = _cpu_sweep(jobs) if sweeps_width else []
+    if widths and first.budget.n_params:
+        kept = [o for o in overrides if not o.startswith(WIDTH_KEYS)]
+        xs = ", ".join(f"{w / math.sqrt(first.budget.n_params):.2g}" for w in widths)
+        lines += [
+            f"On a CPU in minutes a job, widths that budget={first.budget.name} builds (x = {xs}):",
+            "  " + _command([*kept, f"model.d_model={','.join(map(str, widths))}"], True, []),
+        ]
+    return lines
+
+
 def check_jobs(jobs: list[Job], overrides: list[str], multirun: bool) -> None:
     """Resolve every job's shape before any trains.
 
@@ -173,68 +247,24 @@ def check_jobs(jobs: list[Job], overrides: list[str], multirun: bool) -> None:
         multirun: whether the command is a sweep (``-m``).
 
     Raises:
-        ArchError: one message listing every job that cannot be built, why, and a command that
-            works.
+        ArchError: one message listing every job that cannot be built, why, and commands that
+            work.
     """
-    problems = [(o, p) for o, cfg in jobs if (p := _job_problem(cfg)) is not None]
+    problems = [(o, cfg, p) for o, cfg in jobs if (p := _job_problem(cfg)) is not None]
     if not problems:
         return
-    first = jobs[0][1]
-    budget = first.budget
+    budget, model = problems[0][1].budget, problems[0][1].model
     n_text = f"N = {budget.n_params:,}" if budget.n_params else "the model's own N"
     what = f"{len(problems)} of {len(jobs)} jobs" if multirun else "the run"
     lines = [
         f"{what} cannot be built at budget={budget.name} ({n_text}) with "
-        f"model={first.model.name}; nothing was started:",
-        *(f"  {' '.join(o) or '(no overrides)'}: {p}" for o, p in problems),
+        f"model={model.name}; nothing was started:",
+        *(f"  {' '.join(o) or '(no overrides)'}: {p}" for o, _, p in problems),
     ]
-    width = _derived_width(first)
-    if width is not None and budget.n_params:
-        knobs = shape_knobs(first.model, budget, first.data.vocab_size)
-        widest = widest_d_model(budget.n_params, knobs)
-        lines.append(
-            "Rule: a derived shape gives attention N / (n_layers (1 + r)) parameters per layer in "
-            f"whole heads, so width d_model needs N >= about n_layers (1 + r) (g + 1) head_dim "
-            f"d_model = {knobs['n_layers']} x {1 + knobs['r_mlp_attn_target']:g} x "
-            f"{knobs['gqa_group'] + 1} x {knobs['head_dim']} x d_model; at N = "
-            f"{budget.n_params:,} the widest is d_model = {widest}. An x above ~0.3 lies far "
-            f"outside the paper's shapes (LLaMA-3.2-1B: x = {LLAMA_1B_X} at 16 layers)."
-        )
-    preset = _preset_budget(jobs)
-    smallest = _smallest_budget(jobs)
-    if preset is None and smallest is None:
-        lines.append("No budget builds every job: change the shape fields named above.")
-        raise ArchError("\n".join(lines))
-    if preset is not None:
-        override, moved = preset
-        target = moved[0][1].budget
-        n_text = f"N = {target.n_params:,}" if target.n_params else "the model's own N"
-        lines.append(
-            f"Smallest budget preset that builds every job: {override} ({n_text}; {_hours(moved)}):"
-        )
-        if _train_flops(moved) / CPU_MODEL_FLOPS_PER_S / 3600 <= CPU_HOURS_LIMIT:
-            lines.append("  " + _command(overrides, multirun, [override]))
-            raise ArchError("\n".join(lines))
-        gpu = [override, "train=gpu"]
-        lines.append("  on a GPU:   " + _command(overrides, multirun, gpu))
-        lines.append(
-            "  on SLURM:   " + _command(overrides, True, [*gpu, "hydra/launcher=h100_example"])
-        )
-    if smallest is not None and (preset is None or smallest[0] != preset[0]):
-        override, moved = smallest
-        lines.append(f"Smallest N that builds every job: {override} ({_hours(moved)}):")
-        lines.append("  " + _command(overrides, multirun, [override]))
-    widths = _cpu_sweep(first)
-    if widths and budget.n_params:
-        kept = [o for o in overrides if not o.startswith(("model.d_model=", "model.d_over_sqrt_n"))]
-        xs = ", ".join(f"{w / math.sqrt(budget.n_params):.2g}" for w in widths)
-        lines.append(
-            f"On a CPU in minutes a job, widths that budget={budget.name} builds (x = {xs}):"
-        )
-        lines.append(
-            "  " + _command([*kept, f"model.d_model={','.join(map(str, widths))}"], True, [])
-        )
-    raise ArchError("\n".join(lines))
+    rule = _rule(problems[0][1])
+    raise ArchError(
+        "\n".join([*lines, *([rule] if rule else []), *_suggestions(jobs, overrides, multirun)])
+    )
 
 
 def sweep_jobs(config: DictConfig) -> list[Job]:
