@@ -109,18 +109,20 @@ def test_readme_block_runs(
 
 
 def test_headline_command_prints_one_message_with_commands_that_run(
-    sandbox: tuple[Path, dict[str, str]],
+    sandbox: tuple[Path, dict[str, str]], tmp_path: Path
 ) -> None:
     """On the default CPU config the headline sweep stops before any job with one message (no
     traceback) that names the smallest budget preset where both widths fit and a CPU sweep; the
-    CPU sweep it prints then runs and ends with the sweep table."""
+    CPU sweep it prints then runs (in the sandbox) and ends with the sweep table."""
     root, env = sandbox
-    done = run_bash(HEADLINE, root, env)
+    # the repository's own presets (the sandbox's shrunk D would make other commands cheap);
+    # not from the sandbox's directory, which `python -m` puts first on the path
+    done = run_bash(HEADLINE, tmp_path, {**env, "PYTHONPATH": str(REPO)})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "2 of 2 jobs cannot be built" in done.stderr
     assert f"{HEADLINE.replace('hidden', 'd_model')} budget=llama1b_20x train=gpu" in done.stderr
-    assert not list(root.glob("outputs/sweeps/train/model.d_model/*model.d_model=1024*"))
+    assert not (tmp_path / "outputs").exists()
     lines = done.stderr.splitlines()
     cpu_at = next(i for i, s in enumerate(lines) if s.startswith("On a CPU in minutes a job"))
     command = lines[cpu_at + 1].strip()
