@@ -111,9 +111,10 @@ class SweepDirCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = str(config.hydra.sweep.dir)
+        quoted = sweep_dir.replace("\\", "\\\\").replace("'", "\\'")
         with read_write(config), open_dict(config):
             config.hydra.sweep.dir = sweep_dir
-            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{sweep_dir}'")
+            config.hydra.overrides.hydra.append(f"hydra.sweep.dir='{quoted}'")
 
 
 def register(name: str, node: type, group: str | None = None) -> None:
