@@ -334,5 +334,8 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        if sweep_dir.is_dir():
-            print(format_table(scan_records(sweep_dir), sweep_dir), flush=True)
+        records = scan_records(sweep_dir) if sweep_dir.is_dir() else []
+        if records:
+            print(format_table(records, sweep_dir), flush=True)
+        else:
+            print(f"no {RECORD_FILE} below {sweep_dir}: no job finished", flush=True)
