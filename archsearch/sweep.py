@@ -1,12 +1,12 @@
 """Training sweeps: every job's shape is checked before any job starts, and a table ends the sweep.
 
 ``SweepCallback`` is registered in ``conf/train.yaml`` (``hydra.callbacks``, after
-``cli.SweepDirCallback``). At the start of a
-multirun it composes every job of Hydra's basic sweeper and resolves its shape; jobs that cannot
-be built are reported together in one error with a command that works (the smallest budget
-preset that builds them all, and on a CPU a sweep it can finish). At the end it prints one row per
-``record.json`` in the sweep directory, also when the jobs ran under SLURM. ``check_jobs`` is the
-same check for a single run. Only entry points import this module (it imports Hydra).
+``cli.SweepDirCallback``). At the start of a multirun it composes every job of Hydra's basic
+sweeper and resolves its shape; jobs that cannot be built are reported together in one error with
+commands that work (the smallest N and the smallest budget preset that build them all, and for a
+sweep of widths one a CPU finishes in minutes). At the end it prints one row per ``record.json``
+in the sweep directory, also when the jobs ran under SLURM. ``check_jobs`` is the same check for
+a single run. Only entry points import this module (it imports Hydra).
 """
 
 from __future__ import annotations
