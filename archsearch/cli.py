@@ -70,7 +70,7 @@ def _safe_item(override: str) -> str:
     return f"{key}=sha{_digest(value)}"
 
 
-def _run_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
+def run_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
     """A run directory's name: its overrides sorted by key, short and safe whatever the values
     (a value with a path or other characters, or a long one, becomes ``key=sha<hash>``), or
     ``default`` when there are none."""
@@ -85,7 +85,7 @@ def _run_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> 
     return name or "default"
 
 
-def _sweep_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
+def sweep_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -> str:
     """A sweep directory's name: its swept keys (``model.d_model,model.gqa_group``), so unrelated
     sweeps never share a directory; the other overrides name each job's subdirectory."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -93,12 +93,12 @@ def _sweep_id(task_overrides: Sequence[str], exclude_keys: Sequence[str] = ()) -
     parsed = OverridesParser.create().parse_overrides(list(task_overrides))
     swept = sorted({o.key_or_group for o in parsed if o.is_sweep_override()})
     if not swept:
-        return _run_id(task_overrides, exclude_keys)
-    return _run_id(swept) if len(",".join(swept)) > NAME_CHARS else ",".join(swept)
+        return run_id(task_overrides, exclude_keys)
+    return run_id(swept) if len(",".join(swept)) > NAME_CHARS else ",".join(swept)
 
 
-OmegaConf.register_new_resolver("run_id", _run_id, replace=True)
-OmegaConf.register_new_resolver("sweep_id", _sweep_id, replace=True)
+OmegaConf.register_new_resolver("run_id", run_id, replace=True)
+OmegaConf.register_new_resolver("sweep_id", sweep_id, replace=True)
 
 
 class SweepDirCallback(Callback):

@@ -267,28 +267,39 @@ def check_jobs(jobs: list[Job], overrides: list[str], multirun: bool) -> None:
     )
 
 
-def sweep_jobs(config: DictConfig) -> list[Job]:
-    """Every job of a basic-sweeper multirun, composed as Hydra will compose it, and typed."""
+def _job_overrides(config: DictConfig) -> tuple[list[str], list[list[str]]]:
+    """The sweep's arguments and each job's overrides, as Hydra's basic sweeper splits them."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
     arguments = [*params, *config.hydra.overrides.task]
     parsed = OverridesParser.create().parse_overrides(arguments)
+    return arguments, [list(job) for job in BasicSweeper.split_arguments(parsed, None)[0]]
+
+
+def sweep_jobs(config: DictConfig) -> list[Job]:
+    """Every job of a basic-sweeper multirun, composed as Hydra will compose it, and typed."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    arguments, job_overrides = _job_overrides(config)
     loader = GlobalHydra.instance().config_loader()
     jobs = []
-    for job_overrides in BasicSweeper.split_arguments(parsed, None)[0]:
-        job_cfg = loader.load_sweep_config(config, list(job_overrides))
+    for overrides in job_overrides:
+        job_cfg = loader.load_sweep_config(config, overrides)
         with open_dict(job_cfg):
             del job_cfg["hydra"]
-        swept = [o for o in job_overrides if o not in arguments]
+        swept = [o for o in overrides if o not in arguments]
         jobs.append((swept, cli.to_typed(job_cfg)))
     return jobs
 
 
-def format_table(records: list[RunRecord], sweep_dir: Path) -> str:
-    """One row per record: shape, x, r, g, N, D, final loss, tokens/s and its directory."""
+def format_table(records: list[RunRecord], sweep_dir: Path, total: int) -> str:
+    """One row per record: shape, x, r, g, N, D, final loss, tokens/s and its directory.
+
+    Args:
+        total: the records below ``sweep_dir``, earlier sweeps over the same keys included.
+    """
     header = (
         f"{'shape (d, heads/kv, d_ff)':<24} {'x':>6} {'r':>5} {'g':>3} {'N':>13} {'D':>15} "
         f"{'val_loss':>9} {'tokens/s':>9}  run"
@@ -302,7 +313,9 @@ def format_table(records: list[RunRecord], sweep_dir: Path) -> str:
             f"{record.gqa_group:>3} {record.n_params:>13,} {record.train_tokens:>15,} "
             f"{record.final_val_loss:9.4f} {record.tokens_per_s:9,.0f}  {record.run_id}"
         )
-    rows.append(f"{len(records)} runs with a {RECORD_FILE} below {sweep_dir}")
+    rows.append(
+        f"{len(records)} runs of this sweep; {total} with a {RECORD_FILE} below {sweep_dir}"
+    )
     return "\n".join(rows)
 
 
@@ -319,10 +332,15 @@ def _without_sacct_noise(record: logging.LogRecord) -> bool:
 class SweepCallback(Callback):
     """Hydra callback: check every job's shape before a sweep, print the table after it."""
 
+    def __init__(self) -> None:
+        self.job_dirs: set[str] | None = None  # this sweep's job directories (basic sweeper)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         logging.getLogger("submitit").addFilter(_without_sacct_noise)
         if not _is_basic_sweeper(config):
             return  # a proposing sweeper (archsearch) resolves its own shapes
+        exclude = list(config.hydra.job.config.override_dirname.exclude_keys)
+        self.job_dirs = {cli.run_id(o, exclude) for o in _job_overrides(config)[1]}
         overrides = list(config.hydra.overrides.task)
         try:
             check_jobs(sweep_jobs(config), overrides, multirun=True)
@@ -334,8 +352,10 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        records = scan_records(sweep_dir) if sweep_dir.is_dir() else []
+        every = scan_records(sweep_dir) if sweep_dir.is_dir() else []
+        jobs = self.job_dirs
+        records = [r for r in every if jobs is None or r.run_id in jobs]
         if records:
-            print(format_table(records, sweep_dir), flush=True)
+            print(format_table(records, sweep_dir, len(every)), flush=True)
         else:
             print(f"no {RECORD_FILE} below {sweep_dir}: no job finished", flush=True)

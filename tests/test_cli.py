@@ -25,21 +25,21 @@ def tiny_run(**model: object) -> RunConfig:
 
 
 def test_run_names_are_short_and_safe_whatever_the_overrides() -> None:
-    assert cli._run_id([]) == "default"
-    assert cli._run_id(["model.d_model=96", "budget=tiny"]) == "budget=tiny,model.d_model=96"
-    assert cli._run_id(["name=x", "model.d_model=96"], ["name"]) == "model.d_model=96"
-    paths = cli._run_id(["data=files", "data.paths=[/data/a.txt,/data/b.jsonl]"])
+    assert cli.run_id([]) == "default"
+    assert cli.run_id(["model.d_model=96", "budget=tiny"]) == "budget=tiny,model.d_model=96"
+    assert cli.run_id(["name=x", "model.d_model=96"], ["name"]) == "model.d_model=96"
+    paths = cli.run_id(["data=files", "data.paths=[/data/a.txt,/data/b.jsonl]"])
     assert "/" not in paths and paths.startswith("data.paths=sha")
-    assert cli._run_id(["data.paths=[/a.txt]"]) != cli._run_id(["data.paths=[/b.txt]"])
+    assert cli.run_id(["data.paths=[/a.txt]"]) != cli.run_id(["data.paths=[/b.txt]"])
     many = [f"model.k{i}={'v' * 30}" for i in range(40)]
-    name = cli._run_id(many)
-    assert len(name) <= cli.NAME_CHARS and name != cli._run_id(many[:-1])
+    name = cli.run_id(many)
+    assert len(name) <= cli.NAME_CHARS and name != cli.run_id(many[:-1])
 
 
 def test_a_sweep_is_named_by_its_swept_keys() -> None:
     overrides = ["model.gqa_group=1,2", "budget=tiny", "model.d_model=96,128"]
-    assert cli._sweep_id(overrides) == "model.d_model,model.gqa_group"
-    assert cli._sweep_id(["budget=tiny"]) == "budget=tiny"
+    assert cli.sweep_id(overrides) == "model.d_model,model.gqa_group"
+    assert cli.sweep_id(["budget=tiny"]) == "budget=tiny"
 
 
 def test_the_width_rule_bounds_the_budget_a_width_needs() -> None:

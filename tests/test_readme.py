@@ -130,7 +130,7 @@ def test_headline_command_prints_one_message_with_commands_that_run(
     ran = run_bash(command, root, env)
     assert ran.returncode == 0, ran.stderr[-3000:]
     widths = command.rpartition("=")[2].split(",")
-    assert f"{len(widths)} runs with a record.json below" in ran.stdout
+    assert f"{len(widths)} runs of this sweep" in ran.stdout
 
 
 def test_by_hand_install_equals_make() -> None:
