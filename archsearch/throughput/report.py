@@ -61,8 +61,8 @@ def protocol(records: list[ThroughputRecord]) -> str:
 
 
 def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
-    """Draw measured tokens/s (error bars: min/max) and, where recorded, the roofline (dashed)
-    per shape; the title states the protocol."""
+    """Draw measured tokens/s (error bars: min/max) and, where recorded, the roofline (crosses
+    on a dashed line) per shape; the title states the protocol."""
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -77,12 +77,12 @@ def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
         line = ax.errorbar(sizes, median, yerr=spread, marker="o", label=shape_label(record))
         roof = [b.roofline_tokens_per_s for b in record.batches]
         if all(roof):
-            ax.plot(sizes, roof, linestyle="--", color=line[0].get_color(), alpha=0.6)
+            ax.plot(sizes, roof, "x--", color=line[0].get_color(), alpha=0.6)
             dashed = True
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
-    ax.set_ylabel("decode tokens/s" + (" (dashed: roofline)" if dashed else ""))
+    ax.set_ylabel("decode tokens/s" + (" (x, dashed: roofline)" if dashed else ""))
     ax.set_title(protocol(records), fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
