@@ -113,7 +113,8 @@ def test_headline_command_prints_one_message_with_commands_that_run(
 ) -> None:
     """On the default CPU config the headline sweep stops before any job with one message (no
     traceback) that names the smallest budget preset where both widths fit and a CPU sweep; the
-    CPU sweep it prints then runs (in the sandbox) and ends with the sweep table."""
+    CPU sweep it prints then runs (in the sandbox) and ends with the sweep table; run again, it
+    says each job finished earlier."""
     root, env = sandbox
     # the repository's own presets (the sandbox's shrunk D would make other commands cheap);
     # not from the sandbox's directory, which `python -m` puts first on the path
@@ -131,6 +132,8 @@ def test_headline_command_prints_one_message_with_commands_that_run(
     assert ran.returncode == 0, ran.stderr[-3000:]
     widths = command.rpartition("=")[2].split(",")
     assert f"{len(widths)} runs of this sweep" in ran.stdout
+    again = run_bash(command, root, env)  # the same command again trains nothing
+    assert again.stdout.count("(finished earlier, skipped)") == len(widths)
 
 
 def test_by_hand_install_equals_make() -> None:
