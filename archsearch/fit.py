@@ -1,17 +1,24 @@
-"""``python -m archsearch.fit input=<sweep dir or csv> [law=<form>] [...]``: fit a scaling law.
+"""python -m archsearch.fit input=<sweep dir or csv> [law=<form>]: fit a scaling law to runs.
 
-Writes ``fit.json`` and plots into the Hydra run directory and prints the parameters; with
-``evaluate=true`` also the progressive and leave-one-scale-out table for ``compare_forms``.
+Reads every record.json below a sweep directory (or a CSV with one row per run), fits the law and
+writes fit.json, u_curves.png and predicted_vs_observed.png into outputs/fits/<form>_<fitter>/<time>
+and prints the runs it used and dropped, the parameters with bootstrap intervals and the optimum.
+
+Main options:
+  law=multiplicative|additive|chinchilla|chinchilla_tied|joint|aspect_ratio (conf/law/)
+  law.fitter=lm|huber  law.l_opt=best|chinchilla  law.n_bootstrap=200  evaluate=true (progressive)
+  columns={N: n_params, D: tokens, loss: final_loss}  (CSV column names; x, r optional)
 
 Examples:
-    python -m archsearch.fit input=outputs/sweeps/x_sweep law=multiplicative
-    python -m archsearch.fit input=runs.csv law=chinchilla law.fitter=huber 'columns={N: n_params}'
-    python -m archsearch.fit input=outputs/sweeps/x_sweep evaluate=true
+  python -m archsearch.fit input=outputs/sweeps/train/model.d_model law=multiplicative
+  python -m archsearch.fit input=runs.csv law=chinchilla 'columns={N: n_params, D: tokens}'
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import numpy as np
 
 from archsearch import cli
 from archsearch.law import (
@@ -65,6 +72,31 @@ def describe(result: FitResult) -> str:
     return "\n".join(lines)
 
 
+def list_runs(data: LawData, used_run_ids: list[str], r_range: tuple[float, float] | None) -> str:
+    """The runs read, each marked used or dropped (with why), and the (N, D) groups they form:
+    runs of one scale trained on different D show up as separate groups."""
+    used = set(used_run_ids)
+    lines = [f"{'N':>13} {'D':>15} {'x':>7} {'r':>6} {'loss':>8}  {'used':<22} run"]
+    for i in range(len(data)):
+        if data.run_id[i] in used:
+            why = "yes"
+        elif r_range is not None and not r_range[0] <= data.r[i] <= r_range[1]:
+            why = f"no: r outside [{r_range[0]:g}, {r_range[1]:g}]"
+        else:
+            why = "no"
+        lines.append(
+            f"{data.N[i]:>13,.0f} {data.D[i]:>15,.0f} {data.x[i]:7.3f} {data.r[i]:6.2f} "
+            f"{data.loss[i]:8.4f}  {why:<22} {data.run_id[i]}"
+        )
+    groups = data.select(np.isin(data.run_id, list(used))).groups()
+    counts = {g: int((groups == g).sum()) for g in np.unique(groups)}
+    lines.append(
+        f"{len(used)} of {len(data)} runs used, in (scale | D) groups: "
+        + ", ".join(f"{g} ({n} runs)" for g, n in counts.items())
+    )
+    return "\n".join(lines)
+
+
 def main(cfg: FitConfig) -> FitResult:
     law: LawConfig = cfg.law
     settings = law.fit_settings()
@@ -79,6 +111,8 @@ def main(cfg: FitConfig) -> FitResult:
         source=cfg.input,
         **settings,
     )
+    used = [str(run) for run in result.data.get("run_id", [])]
+    print(list_runs(fit_data, used, settings.get("r_range")))
     print(describe(result))
     if cfg.fit_rows:
         all_rows = metrics(data.loss, result.predict_data(data))
@@ -104,4 +138,4 @@ cli.register("base_fit", FitConfig)
 cli.register("base_law", LawConfig, group="law")
 
 if __name__ == "__main__":
-    cli.run("fit", main)
+    cli.run("fit", main, __doc__ or "")

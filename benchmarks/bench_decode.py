@@ -250,13 +250,17 @@ def h100_fit() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="B values")
     parser.add_argument("--prompt-tokens", type=int, default=128, help="T_in of part 1")
     parser.add_argument("--prompt-tokens-cpu", type=int, default=512, help="T_in of part 2")
-    parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--loop-repeats", type=int, default=21)
-    parser.add_argument("--calibration-repeats", type=int, default=9)
+    parser.add_argument("--new-tokens", type=int, default=16, help="T_out generated")
+    parser.add_argument(
+        "--loop-repeats", type=int, default=21, help="timed repeats of part 1 (median)"
+    )
+    parser.add_argument(
+        "--calibration-repeats", type=int, default=9, help="calibration rounds of part 2"
+    )
     parser.add_argument("--skip-cpu", action="store_true", help="only the H100 fit (part 3)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,12 +1,12 @@
 """Time training steps of a named shape and print tokens/s, TFLOP/s and MFU (issue 10).
 
     python benchmarks/bench_train.py                       # CUDA: LLaMA-3.2-1B, Surefire-1B, ...
-    python benchmarks/bench_train.py --models debug --device cpu --seq-len 64 --tokens 1024
+    python benchmarks/bench_train.py --models debug tiny --device cpu --seq-len 64 --tokens 1024
 
-Each shape (an explicit one: d_ff and heads given) comes from conf/model/<name>.yaml and
-trains on random tokens after warm-up steps, in bf16 and (on sm_89+ GPUs with torchao) FP8.
-MFU is against the device's datasheet dense peak (archsearch.throughput.hardware); on CPU only
-tokens/s and TFLOP/s are printed.
+Each shape comes from conf/model/<name>.yaml (a derived one, such as tiny, at the --budget
+preset's N) and trains on random tokens after warm-up steps, in bf16 and (on sm_89+ GPUs with
+torchao) FP8. MFU is against the device's datasheet dense peak (archsearch.throughput.hardware);
+a CPU has none, so its MFU column shows "-".
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ from archsearch.train.speed import peak_flops_per_s
 
 def bench(name: str, args: argparse.Namespace, fp8: bool) -> dict[str, float | str]:
     model = cli.load_model_preset(cli.CONF_DIR / "model" / f"{name}.yaml")
-    spec = resolve_arch(model, BudgetConfig(n_params=None), 32_000).spec
+    budget = cli.load_preset(cli.CONF_DIR / "budget" / f"{args.budget}.yaml", BudgetConfig)
+    if model.d_ff is not None:  # an explicit shape trains at its own N
+        budget = BudgetConfig(n_params=None)
+    spec = resolve_arch(model, budget, 32_000).spec
     device = torch.device(args.device)
     perf = resolve_perf(
         PerfConfig(loss_chunk_tokens=8192 if device.type == "cuda" else None), device
@@ -72,26 +75,40 @@ def bench(name: str, args: argparse.Namespace, fp8: bool) -> dict[str, float | s
         "precision": "fp8" if fp8 else ("bf16" if device.type == "cuda" else "fp32"),
         "tokens_per_s": tokens_per_s,
         "tflops": flops / 1e12,
-        "mfu": flops / peak if peak else float("nan"),
+        "mfu": f"{flops / peak:.2f}" if peak else "-",
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     cuda = torch.cuda.is_available()
     parser.add_argument(
         "--models",
         nargs="+",
         default=["llama3_2_1b", "surefire_1b", "panda_1b"] if cuda else ["debug"],
+        help="model presets (conf/model/<name>.yaml) to time (default: %(default)s)",
     )
-    parser.add_argument("--device", default="cuda" if cuda else "cpu")
-    parser.add_argument("--seq-len", type=int, default=2048 if cuda else 128)
     parser.add_argument(
-        "--tokens", type=int, default=16_384 if cuda else 2048, help="tokens per step"
+        "--budget",
+        default="tiny",
+        help="budget preset whose N sizes derived shapes such as tiny (default: %(default)s)",
     )
-    parser.add_argument("--steps", type=int, default=20 if cuda else 5)
-    parser.add_argument("--warmup", type=int, default=5 if cuda else 2)
-    parser.add_argument("--no-fp8", action="store_true")
+    parser.add_argument(
+        "--device", default="cuda" if cuda else "cpu", help="torch device (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seq-len", type=int, default=2048 if cuda else 128, help="tokens per sequence"
+    )
+    parser.add_argument(
+        "--tokens", type=int, default=16_384 if cuda else 2048, help="tokens per optimizer step"
+    )
+    parser.add_argument("--steps", type=int, default=20 if cuda else 5, help="timed steps")
+    parser.add_argument(
+        "--warmup", type=int, default=5 if cuda else 2, help="untimed steps before timing"
+    )
+    parser.add_argument("--no-fp8", action="store_true", help="skip the FP8 rows on CUDA")
     args = parser.parse_args()
     print(
         f"device {args.device} ({torch.cuda.get_device_name() if cuda else 'CPU'}), "
@@ -109,7 +126,7 @@ def main() -> None:
                 continue
             print(
                 f"{row['model']:<14} {row['precision']:<9} {row['tokens_per_s']:>12,.0f} "
-                f"{row['tflops']:>9.3f} {row['mfu']:>6.2f}"
+                f"{row['tflops']:>9.3f} {row['mfu']:>6}"
             )
 
 

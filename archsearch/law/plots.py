@@ -16,32 +16,39 @@ from archsearch.plotting import pyplot, save
 
 
 def plot_u_curves(result: FitResult, data: LawData, path: str | Path) -> Path | None:
-    """Loss against x and against r, one colour per scale, with the fitted curve through each
-    scale's median of the other variable (and median L_opt). None for forms without x and r."""
+    """Loss against x and against r, one colour per (scale, D) group, with the fitted curve
+    through the group's median of the other variable (named in the legend) and median L_opt.
+    None for forms without x and r."""
     law = get_form(result.form)
     if not {"x", "r"} <= set(law.columns):
         return None
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = plt.cm.viridis(np.linspace(0, 0.9, len(data.scales())))
-    for colour, scale in zip(colours, data.scales(), strict=True):
-        rows = data.select(data.scale == scale)
+    groups = data.groups()
+    keys = sorted(np.unique(groups), key=lambda k: float(np.median(data.N[groups == k])))
+    colours = plt.cm.viridis(np.linspace(0, 0.9, len(keys)))
+    for colour, key in zip(colours, keys, strict=True):
+        rows = data.select(groups == key)
+        name = f"N~{rows.scale[0]}, D~{np.median(rows.D):.3g}"
         for ax, var, other in ((axes[0], "x", "r"), (axes[1], "r", "x")):
             vals = getattr(rows, var)
-            ax.scatter(vals, rows.loss, color=colour, s=18, label=f"N~{scale}")
+            at = float(np.median(getattr(rows, other)))
+            ax.scatter(vals, rows.loss, color=colour, s=18, label=name)
             grid = np.geomspace(vals.min() / 1.2, vals.max() * 1.2, 100)
-            shape = {var: grid, other: np.median(getattr(rows, other))}
             curve = result.predict(
-                np.median(rows.N), np.median(rows.D), l_opt=np.median(rows.l_opt), **shape
+                np.median(rows.N),
+                np.median(rows.D),
+                l_opt=np.median(rows.l_opt),
+                **{var: grid, other: at},
             )
-            ax.plot(grid, curve, color=colour, lw=1.2)
+            ax.plot(grid, curve, color=colour, lw=1.2, label=f"fit at {other} = {at:.3g}")
     for ax, label in zip(
         axes, ("x = d_model / sqrt(N)", "r = MLP / attention params"), strict=True
     ):
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.set_ylabel("loss (nats/token)")
-    axes[0].legend(fontsize=7)
+        ax.legend(fontsize=7)
     fig.suptitle(f"{result.form} law ({result.fitter})")
     return save(fig, path)
 

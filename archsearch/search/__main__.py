@@ -10,6 +10,9 @@ unless ``extrapolate=true``.
 a ``conf/model`` preset whose trained record lies under ``records_dir`` or ``throughput_dir`` at
 the budget's D; a preset without one falls back to the law's prediction, labelled as such.
 
+Main options: law=<fit.json>  budget=<preset>  target=<preset or loss>  batch_size=64
+hardware=a100_40gb|a100_80gb|h100_sxm|h200  n_layers, head_dim, gqa_group (the searched family).
+
 ``law`` is also the fit entry's config group, so ``law=<file>`` (a ``.json`` path or an existing
 file or directory) is rewritten to ``law_file=<file>`` before Hydra sees it.
 
@@ -182,4 +185,4 @@ cli.register("base_budget", BudgetConfig, group="budget")
 
 if __name__ == "__main__":
     sys.argv[1:] = law_file_overrides(sys.argv[1:])
-    cli.run("search", main)
+    cli.run("search", main, __doc__ or "")

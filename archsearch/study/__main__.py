@@ -1,13 +1,16 @@
-"""``python -m archsearch.study [experiment=cpu_full|cpu_quick] [overrides]``: the whole study.
+"""python -m archsearch.study [--quick] [experiment=cpu_full|cpu_quick] [overrides]: the study.
 
 Trains the sweep, measures throughput, fits and evaluates the law, searches at the largest budget,
-trains the picks and the baseline, and writes ``outputs/study/<name>/report/report.md``.
-Re-running the same command skips finished jobs. ``--quick`` stands for ``experiment=cpu_quick``.
+trains the picks and the baseline, and writes outputs/study/<name>/report/report.md.
+Re-running the same command skips finished jobs. --quick stands for experiment=cpu_quick.
+
+Main options:
+  --quick (experiment=cpu_quick, 3-4 min)  experiment=cpu_full (about an hour on 2 CPU cores)
+  output_root=outputs/study  name=<study name>  run.train.num_threads=1
 
 Examples:
-    python -m archsearch.study                          # cpu_full (see README for its time)
-    python -m archsearch.study --quick                  # cpu_quick, ~3.5 min on 2 quiet cores
-    python -m archsearch.study experiment=cpu_quick output_root=/tmp/study
+  python -m archsearch.study --quick                  # cpu_quick, 3-4 min on 2 quiet cores
+  python -m archsearch.study experiment=cpu_quick output_root=/tmp/study
 """
 
 from __future__ import annotations
@@ -44,4 +47,4 @@ cli.register("base_law", LawConfig, group="law")
 
 if __name__ == "__main__":
     sys.argv[1:] = quick_flag(sys.argv[1:])
-    cli.run("study", main)
+    cli.run("study", main, __doc__ or "")

@@ -1,11 +1,17 @@
-"""``python -m archsearch.throughput [overrides]``: measure decode throughput (throughput.json).
+"""python -m archsearch.throughput [-m] [overrides]: measure decode throughput (throughput.json).
+
+The paper's protocol on a random-weight model of the configured shape: B prompts of
+prompt_tokens, prefill, then exactly new_tokens generated with a KV cache; tokens/s is the median
+of the timed repeats (with min and max) beside the roofline. -m sweeps shapes and ends with a
+table and a plot (throughput_table.txt, throughput.png in the sweep directory).
+
+Main options:
+  model=<preset> budget=<preset>  throughput.batch_sizes=[1,16,64]  throughput.prompt_tokens=4096
+  throughput.new_tokens=1024  throughput.repeats=5  device=auto|cpu|cuda  run_dir=<training run>
 
 Examples:
-    python -m archsearch.throughput                                     # tiny model on this machine
-    python -m archsearch.throughput model=llama3_2_1b throughput.batch_sizes=[1,16,64] \
-        throughput.prompt_tokens=4096 throughput.new_tokens=1024          # the paper's protocol
-    python -m archsearch.throughput run_dir=outputs/runs/train/default     # beside a training run
-    python -m archsearch.throughput -m model.gqa_group=1,2,4             # sweep: table + plot
+  python -m archsearch.throughput                                     # tiny model on this machine
+  python -m archsearch.throughput -m model.gqa_group=1,2              # sweep: table + plot
 """
 
 from __future__ import annotations
@@ -28,4 +34,4 @@ cli.register_run_groups()
 cli.register("base_throughput", ThroughputRunConfig)
 
 if __name__ == "__main__":
-    cli.run("throughput", main)
+    cli.run("throughput", main, __doc__ or "")

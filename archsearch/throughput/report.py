@@ -75,11 +75,23 @@ def format_table(records: list[ThroughputRecord]) -> str:
     return "\n".join([*rows, note])
 
 
+def protocol(records: list[ThroughputRecord]) -> str:
+    """The measurement protocol of the records, for a plot title (each distinct one once)."""
+    seen = dict.fromkeys(
+        f"{r.prompt_tokens} prompt + {r.new_tokens} new tokens, median of {r.repeats}, "
+        f"{r.dtype} on {r.device}"
+        for r in records
+    )
+    return "; ".join(seen)
+
+
 def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
-    """Draw measured tokens/s (error bars: min/max) and the roofline (dashed) per shape."""
+    """Draw measured tokens/s (error bars: min/max) and, where recorded, the roofline (crosses
+    on a dashed line) per shape; the title states the protocol."""
     plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    dashed = False
     for record in records:
         sizes = [b.batch_size for b in record.batches]
         median = [b.tokens_per_s for b in record.batches]
@@ -90,11 +102,13 @@ def plot(records: list[ThroughputRecord], path: str | Path) -> Path:
         line = ax.errorbar(sizes, median, yerr=spread, marker="o", label=shape_label(record))
         roof = [b.roofline_tokens_per_s for b in record.batches]
         if all(roof):
-            ax.plot(sizes, roof, linestyle="--", color=line[0].get_color(), alpha=0.6)
+            ax.plot(sizes, roof, "x--", color=line[0].get_color(), alpha=0.6)
+            dashed = True
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
-    ax.set_ylabel("decode tokens/s (dashed: roofline)")
+    ax.set_ylabel("decode tokens/s" + (" (x, dashed: roofline)" if dashed else ""))
+    ax.set_title(protocol(records), fontsize=8)
     ax.legend(fontsize=7)
     ax.grid(True, which="both", alpha=0.3)
     save(fig, path)

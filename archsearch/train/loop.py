@@ -176,6 +176,8 @@ def _train_checked(cfg: RunConfig, run_dir: Path, fingerprint: str) -> RunRecord
     model = prepare_model(Transformer(arch.spec).to(device), perf, cfg.backend, device)
     optimizer = make_optimizer(model, cfg.optim, fused=bool(perf.fused_adamw))
     step, elapsed_s, row = _restore(run_dir, fingerprint, model, optimizer)
+    if step:
+        print(f"{run_dir}: resuming from step {step} ({CHECKPOINT_FILE})", flush=True)
     loss_fn = torch.compile(model.loss) if perf.compile else model.loss
     tracker = make_tracker(cfg.tracker, run_dir, resume_step=step)
     validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)

@@ -127,6 +127,7 @@ class ArchsearchSweeperImpl:
             _write_round(sweep_dir, new_state, law, proposals, records)
             write_json_atomic(sweep_dir / STATE_FILE, asdict(progress))
         log.info("sweep stopped: %s", progress.stop_reason)
+        log.info(_optimum_line(SearchState.from_dict(progress.search).law(), sweep_dir))
         write_json_atomic(sweep_dir / STATE_FILE, asdict(progress))
         return returns
 
@@ -217,6 +218,17 @@ class ArchsearchSweeperImpl:
         if moved < self.conf.tolerance:
             return f"optimum moved {moved:.3%} < tolerance {self.conf.tolerance:.1%}"
         return None
+
+
+def _optimum_line(law: FitResult | None, sweep_dir: Path) -> str:
+    """The refitted law's optimum (x*, r*) with its bootstrap interval, for the console."""
+    if law is None or not law.optimum:
+        return f"no optimum yet (too few runs for a law); rounds in {sweep_dir / 'rounds'}"
+    parts = []
+    for name in ("x", "r"):
+        low, high = law.intervals.get(f"{name}*", (float("nan"), float("nan")))
+        parts.append(f"{name}* = {law.optimum[name]:.4g} [{low:.4g}, {high:.4g}]")
+    return f"predicted optimum: {', '.join(parts)} (law and rounds in {sweep_dir / 'rounds'})"
 
 
 def _round_summary(
