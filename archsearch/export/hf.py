@@ -64,9 +64,7 @@ def export_model(
         (out_dir / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
     config = hf_config(model.spec, max_len, dtype, eos_id, architecture)
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
-    save_file(
-        hf_state_dict(model, DTYPES[dtype]), out_dir / "model.safetensors", {"format": "pt"}
-    )
+    save_file(hf_state_dict(model, DTYPES[dtype]), out_dir / "model.safetensors", {"format": "pt"})
     return out_dir
 
 
