@@ -81,7 +81,8 @@ def evaluate_run(
     device: str = "cpu",
     max_len: int | None = None,
 ) -> dict[str, Any]:
-    """Evaluate a finished torch-backend run's model and write ``<run_dir>/eval.json``.
+    """Evaluate a finished torch-backend run's model and write ``<run_dir>/eval.json``; a run
+    trained with ``tracker=wandb`` also gets the scores in its wandb run's summary.
 
     ``max_len`` (default: the run's training ``seq_len``) is the longest input scored at once.
     """
@@ -91,6 +92,7 @@ def evaluate_run(
     from archsearch.data.shards import EOS, load_tokenizer, prepare
     from archsearch.evaluate.lm import ArchsearchLM
     from archsearch.export.hf import load_run_model
+    from archsearch.track.results import wandb_config
 
     model, config = load_run_model(run_dir)
     tokenizer = load_tokenizer(prepare(DataConfig(**config["data"])))
@@ -105,4 +107,9 @@ def evaluate_run(
         "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     write_json_atomic(Path(run_dir) / EVAL_FILE, record)
+    tracker = wandb_config(config)
+    if tracker is not None:  # the run mirrors to wandb: its scores join its wandb run
+        from archsearch.track.results import log_eval
+
+        log_eval(tracker, run_dir, record)
     return record
