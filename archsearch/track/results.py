@@ -201,6 +201,7 @@ def mirror_sweeper_round(
         | {"val_loss": losses.get(p.name)}
         for p in proposals
     ]
+    cfg = replace(cfg, group=cfg.group or Path(sweep_dir).name)  # the jobs' group (sweep_id)
     log_sweeper_round(cfg, sweep_dir, sweeper_round_row(round_number, law, losses), rows)
 
 
@@ -210,4 +211,5 @@ def mirror_throughput(config: Any, sweep_dir: str | Path, plot: str | Path | Non
     cfg = wandb_config(config)
     records = scan_throughput_records(sweep_dir) if cfg is not None else []
     if cfg is not None and records:
+        cfg = replace(cfg, group=cfg.group or Path(sweep_dir).name)  # the jobs' group (sweep_id)
         log_throughput(records, cfg, sweep_dir, plot if plot and Path(plot).exists() else None)

@@ -96,3 +96,26 @@ def test_scores_are_the_models_own_log_likelihoods() -> None:
         logprobs = torch.log_softmax(model(joined[:, :-1]), -1)[0, len(context_ids) - 1 :]
     picked = logprobs.gather(-1, torch.tensor(continuation_ids)[:, None])
     assert total == pytest.approx(picked.sum().item(), rel=1e-5)
+
+
+def test_greedy_generation_with_the_cache_is_the_full_forward_argmax(
+    trained_tiny_run: Path,
+) -> None:
+    from archsearch.export.hf import load_run_model
+
+    model, _ = load_run_model(trained_tiny_run)
+    tokenizer = load_tokenizer(prepare(DataConfig()))
+    eos = tokenizer.token_to_id(EOS)
+    lm = ArchsearchLM(model, tokenizer, eos, max_len=64)
+    context = "The state of the Union"
+    request = SimpleNamespace(args=(context, {"until": ["\n\n"], "max_gen_toks": 12}))
+    (text,) = lm.generate_until([request])
+    ids = tokenizer.encode(context).ids
+    with torch.no_grad():
+        for _ in range(12):
+            next_id = int(model(torch.tensor([ids]))[0, -1].argmax())
+            if next_id == eos:
+                break
+            ids.append(next_id)
+    expected = tokenizer.decode(ids[len(tokenizer.encode(context).ids) :]).split("\n\n")[0]
+    assert text == expected and text
