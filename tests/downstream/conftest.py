@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a hub
 os.environ["HF_DATASETS_OFFLINE"] = "1"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _hf_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Keep the datasets cache lm-eval fills out of the user's ~/.cache."""
-    os.environ["HF_DATASETS_CACHE"] = str(tmp_path_factory.mktemp("hf-datasets"))
+# lm-eval's datasets cache out of the user's ~/.cache; set before `datasets` is first imported
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="archsearch-hf-datasets-"))
 
 
 @pytest.fixture(scope="session")
