@@ -5,7 +5,7 @@
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= train,slurm,wandb,megatron,dev
+EXTRAS ?= train,slurm,wandb,megatron,hf,eval,dev
 ARGS ?=
 PYTEST_ARGS ?=
 

@@ -62,5 +62,9 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
     )
     result = StudyResult(cfg, sweep, skipped, fits, picks, finals, timings)
     report = timed("6 report", write_report, result)
+    if cfg.run.tracker.kind == "wandb":
+        from archsearch.track.results import log_study
+
+        timed("6 report to wandb", log_study, cfg.run.tracker, report.parent, cfg.name)
     write_json_atomic(cfg.out_dir / TIMINGS_FILE, timings)
     return report

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from archsearch.config import BudgetConfig, ModelConfig
+from archsearch.config import BudgetConfig, ModelConfig, TrackerConfig
 
 
 @dataclass
@@ -59,6 +59,8 @@ class ThroughputRunConfig:
             (beside its ``record.json``) instead of the Hydra output directory.
         vocab_size: the random-weight model's vocabulary when ``model.vocab_size`` is null.
         device: "auto" (CUDA when available), "cpu", "cuda", "cuda:1", ...
+        tracker: ``tracker.kind=wandb`` mirrors a multirun's table and plot to wandb (offline
+            unless ``tracker.mode=online``); the default ``none`` keeps them local only.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -67,4 +69,5 @@ class ThroughputRunConfig:
     run_dir: str | None = None
     vocab_size: int = 4096
     device: str = "auto"
+    tracker: TrackerConfig = field(default_factory=lambda: TrackerConfig(kind="none"))
     name: str = "throughput"

@@ -20,6 +20,7 @@ from archsearch.records.throughput import (
 )
 from archsearch.throughput.hardware import HardwareProfile, profile_for_device
 from archsearch.throughput.roofline import estimate_decode
+from archsearch.track.results import mirror_throughput
 
 TABLE_FILE = "throughput_table.txt"
 PLOT_FILE = "throughput.png"
@@ -127,9 +128,11 @@ def report(sweep_dir: str | Path) -> str:
 
 
 class ReportCallback(Callback):
-    """Hydra callback: print and save the sweep's table and plot when a multirun ends."""
+    """Hydra callback: print and save the sweep's table and plot when a multirun ends (and mirror
+    them to wandb with ``tracker.kind=wandb``)."""
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         print(report(sweep_dir))
         print(f"table and plot written to {sweep_dir}")
+        mirror_throughput(config, sweep_dir, sweep_dir / PLOT_FILE)

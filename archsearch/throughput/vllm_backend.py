@@ -1,12 +1,13 @@
 """The same decode protocol run through vLLM (GPU clusters), for numbers comparable with the paper.
 
 vLLM is imported only inside ``measure_decode_vllm``; without it the call raises an ImportError
-that says how to install it. The model is a ``LlamaForCausalLM`` config with dummy (random)
+that says how to install it. The model is a Hugging Face causal-LM config with dummy (random)
 weights, prompts are token ids (no tokenizer), and every request generates exactly T_out tokens
 (``min_tokens = max_tokens``, EOS ignored). vLLM does not expose prefill and generation
 separately, so ``prefill_s`` is the wall time of the same batch with ``max_tokens=1`` and
-``decode_s`` is the full run minus it. Shapes whose ``d_model`` is not ``n_heads * head_dim``
-(Surefire-1B) need a transformers version whose LlamaConfig accepts an explicit ``head_dim``.
+``decode_s`` is the full run minus it. The config is the Hugging Face export's
+(``archsearch.export.hf_config``): shapes whose ``d_model`` is not ``n_heads * head_dim``
+(Surefire-1B) are written as ``MistralForCausalLM``, which recent transformers accept.
 """
 
 from __future__ import annotations
@@ -19,29 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from archsearch.arch import ArchSpec
+from archsearch.export import hf_config
 from archsearch.throughput.config import DecodeConfig
 from archsearch.throughput.decode import BatchTiming, check_memory
-
-
-def hf_llama_config(spec: ArchSpec, max_len: int) -> dict[str, Any]:
-    """A Hugging Face ``LlamaForCausalLM`` config.json for ``spec`` (bf16, ``max_len`` long)."""
-    return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "hidden_size": spec.d_model,
-        "intermediate_size": spec.d_ff,
-        "num_hidden_layers": spec.n_layers,
-        "num_attention_heads": spec.n_heads,
-        "num_key_value_heads": spec.n_kv_heads,
-        "head_dim": spec.head_dim,
-        "vocab_size": spec.vocab_size,
-        "tie_word_embeddings": spec.tie_embeddings,
-        "rope_theta": spec.rope_theta,
-        "rms_norm_eps": spec.norm_eps,
-        "max_position_embeddings": max_len,
-        "hidden_act": "silu",
-        "torch_dtype": "bfloat16",
-    }
 
 
 def measure_decode_vllm(spec: ArchSpec, cfg: DecodeConfig) -> list[BatchTiming]:
@@ -70,7 +51,7 @@ def measure_decode_vllm(spec: ArchSpec, cfg: DecodeConfig) -> list[BatchTiming]:
         check_memory(spec, batch_size, max_len, "bf16", cfg.max_memory_gb)
     rng = random.Random(cfg.seed)
     with tempfile.TemporaryDirectory() as model_dir:
-        (Path(model_dir) / "config.json").write_text(json.dumps(hf_llama_config(spec, max_len)))
+        (Path(model_dir) / "config.json").write_text(json.dumps(hf_config(spec, max_len)))
         llm = LLM(
             model=model_dir,
             load_format="dummy",

@@ -52,7 +52,7 @@ class WandbTracker(JsonlTracker):
 
     def summary(self, record: dict[str, Any]) -> None:
         self.run.config.update(record.get("config", {}), allow_val_change=True)
-        self.run.summary.update({k: v for k, v in record.items() if _is_scalar(v)})
+        self.run.summary.update({k: v for k, v in record.items() if is_scalar(v)})
         self.run.save(str(self.run_dir / RECORD_FILE), base_path=str(self.run_dir), policy="now")
 
     def close(self) -> None:
@@ -166,6 +166,25 @@ def read_history(run_dir: Path) -> list[dict[str, Any]]:
     return [rows[step] for step in sorted(rows)]
 
 
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary an offline wandb run of ``run_dir`` ended with, over all its attempts (a later
+    attempt's value of a key replaces an earlier one). wandb's own ``_``-prefixed keys are
+    dropped."""
+    from wandb.proto import wandb_internal_pb2
+
+    summary: dict[str, Any] = {}
+    for path in sorted((run_dir / WANDB_DIR).glob("offline-run-*/run-*.wandb"), key=_attempt):
+        for data in _log_records(path):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(data)
+            if record.WhichOneof("record_type") != "summary":
+                continue
+            for item in record.summary.update:
+                key = "/".join(item.nested_key) if item.nested_key else item.key
+                summary[key] = json.loads(item.value_json)
+    return {k: v for k, v in summary.items() if not k.startswith("_")}
+
+
 # The .wandb file is a LevelDB-style log (wandb's former ``sdk/internal/datastore.py``): a 7-byte
 # header, then 32 KiB blocks of records, each with a 7-byte header (crc32, length, type) and a
 # payload that may be split across blocks (types FULL 1, or FIRST 2, MIDDLE 3..., LAST 4).
@@ -215,5 +234,6 @@ def _run_id(run_dir: Path) -> str:
     return run_id
 
 
-def _is_scalar(value: Any) -> bool:
+def is_scalar(value: Any) -> bool:
+    """A value wandb's summary keeps as is (tables, lists and dicts are not)."""
     return isinstance(value, str | int | float | bool) or value is None

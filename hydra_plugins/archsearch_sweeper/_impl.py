@@ -1,11 +1,13 @@
 """The archsearch sweeper's rounds: propose -> launch -> read records -> refit -> save.
 
-Imports only Hydra, ``archsearch.arch``, ``law``, ``search`` and ``records`` (never training code
-or torch): jobs run wherever the configured launcher puts them and hand back their ``RunRecord``
-as ``JobReturn.return_value``. Everything the sweep knows is saved in ``<sweep dir>/sweeper.json``
-after every round, so running the same command again resumes an interrupted sweep; the sweep
-directory is locked while a sweep runs and fingerprinted (``fingerprint.json``) by the task's
-result fields and the search settings, so a rerun under another budget is refused, not resumed.
+Imports only Hydra, ``archsearch.arch``, ``law``, ``search``, ``records`` and ``track`` (never
+training code or torch; wandb only when the sweep sets ``tracker=wandb``, then each round is
+mirrored to wandb): jobs run wherever the configured launcher puts them and hand back their
+``RunRecord`` as ``JobReturn.return_value``. Everything the sweep knows is saved in
+``<sweep dir>/sweeper.json`` after every round, so running the same command again resumes an
+interrupted sweep; the sweep directory is locked while a sweep runs and fingerprinted
+(``fingerprint.json``) by the task's result fields and the search settings, so a rerun under
+another budget is refused, not resumed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from archsearch.records import RunRecord, write_json_atomic, write_text_atomic
 from archsearch.records.io import read_json_in
 from archsearch.records.state import check_fingerprint, locked, result_fields
 from archsearch.search import Proposal, SearchState, propose, update
+from archsearch.track.results import mirror_sweeper_round
 from hydra_plugins.archsearch_sweeper.config import ArchsearchSweeperConf
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,7 @@ class ArchsearchSweeperImpl:
             law = new_state.law()
             progress.rounds.append(_round_summary(new_state, law, proposals, records))
             _write_round(sweep_dir, new_state, law, proposals, records)
+            mirror_sweeper_round(self.config, sweep_dir, new_state.round, law, proposals, records)
             write_json_atomic(sweep_dir / STATE_FILE, asdict(progress))
         log.info("sweep stopped: %s", progress.stop_reason)
         log.info(_optimum_line(SearchState.from_dict(progress.search).law(), sweep_dir))

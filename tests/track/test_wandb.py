@@ -36,17 +36,6 @@ TINY = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _wandb_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Nothing reaches the network or the user's home directory."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-
-
 def _cfg(overrides: list[str]) -> RunConfig:
     cli.register_run_groups()
     GlobalHydra.instance().clear()
