@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from archsearch.errors import RecordError
 from archsearch.records import RunRecord, scan_records
 
 NUMERIC = ("N", "D", "loss", "x", "r", "d_model", "n_layers", "l_opt")
@@ -199,7 +200,15 @@ def from_csv(
         source = mapping.get(name, name)
         if source in rows[0]:
             cols[name] = [row[source] or "nan" for row in rows]  # empty cell: missing
-    if "D" not in cols and "C" in cols:
+    missing = [name for name in ("N", "loss") if name not in cols]
+    missing += [] if "D" in cols or "C" in cols else ["D (or C)"]
+    if missing:
+        raise RecordError(
+            f"{path}: no column for {', '.join(missing)} (columns: {', '.join(rows[0])}); map "
+            "yours with columns={N: <column>, D: <column>, loss: <column>}, e.g. "
+            "'columns={N: params, D: tokens}' on the command line"
+        )
+    if "D" not in cols:
         n = np.asarray(cols["N"], dtype=float)
         cols["D"] = np.asarray(cols["C"], dtype=float) / (6.0 * n)
     cols.pop("C", None)

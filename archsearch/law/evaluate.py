@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
+from archsearch.errors import ConfigError
 from archsearch.law.data import LawData, best_observed
 from archsearch.law.fit import PAPER_R_RANGE, filter_r_for, fit_law, make_l_opt
 from archsearch.law.forms import get_form
@@ -144,6 +145,12 @@ def _steps(
         raise ValueError(f"held_out_l_opt must be one of {HELD_OUT_L_OPT}, got {held_out_l_opt!r}")
     data = filter_r_for(data, get_form(form), fit_kwargs.get("r_range", PAPER_R_RANGE))
     scales = data.scales()
+    if len(scales) < 2:
+        raise ConfigError(
+            f"evaluating a law fits on some scales (N, D) and predicts another, but the data "
+            f"holds {len(scales)} ({', '.join(scales) or 'none'}): add runs at a second budget "
+            "(e.g. the same sweep with another budget.n_params) or drop evaluate=true"
+        )
     if mode == "progressive":
         splits = [(scales[:k], scales[k]) for k in range(1, len(scales))]
     else:

@@ -130,8 +130,9 @@ def _profile(cfg: StudyConfig) -> tuple[HardwareProfile, str]:
     """The roofline profile and dtype of the device the throughput is measured on (for the
     search's memory check and any unmeasured shape), resolved as ``run_throughput`` does."""
     from archsearch.throughput.decode import resolve_device, resolve_dtype, resolve_step_mode
-    from archsearch.throughput.runner import resolve_profile
+    from archsearch.throughput.runner import resolve_profile, use_threads
 
+    use_threads(cfg.throughput)  # as the measurements ran, whatever ran before in this process
     device = resolve_device(cfg.run.train.device)
     dtype = resolve_dtype(cfg.throughput.dtype, device)
     mode = resolve_step_mode(cfg.throughput.compile, device)

@@ -32,7 +32,13 @@ from archsearch.law import (
 )
 from archsearch.law.evaluate import Step, to_rows
 from archsearch.law.fit import filter_r_for
-from archsearch.records import RECORD_FILE, RunRecord, ThroughputRecord, write_json_atomic
+from archsearch.records import (
+    RECORD_FILE,
+    THROUGHPUT_FILE,
+    RunRecord,
+    ThroughputRecord,
+    write_json_atomic,
+)
 from archsearch.study.config import StudyConfig
 from archsearch.study.jobs import SWEEP_DIR, Job, measure, train_job
 
@@ -88,7 +94,11 @@ def throughput_stage(
     """Measure each trained shape's decode throughput; finished measurements are read back."""
     trained = []
     for i, (job, record) in enumerate(zip(jobs, records, strict=True), 1):
-        log(f"[{stage} throughput {i}/{len(jobs)}] {job.name}")
+        done = (job.run_dir / THROUGHPUT_FILE).exists()
+        log(
+            f"[{stage} throughput {i}/{len(jobs)}] {job.name}"
+            + (" (done, skipped)" if done else "")
+        )
         spec = ArchSpec.from_dict(record.arch)
         trained.append(Trained(job, record, measure(cfg, spec, job.run_dir)))
     return trained

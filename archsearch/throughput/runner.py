@@ -60,6 +60,13 @@ def device_key(device: torch.device, dtype: str, mode: str) -> str:
     return calibration_key(device.type, dtype, mode, torch.get_num_threads())
 
 
+def use_threads(protocol: DecodeConfig) -> None:
+    """Run with the protocol's CPU thread count (null keeps torch's), before measuring or
+    looking up a calibration: the cached profile is keyed by the thread count."""
+    if protocol.num_threads is not None:
+        torch.set_num_threads(protocol.num_threads)
+
+
 def calibrate_device(device: torch.device, dtype: str, mode: str) -> HardwareProfile:
     """Calibrate a profile on ``device`` now (``probe.calibrate_profile``) and cache it."""
     from archsearch.throughput.probe import calibrate_profile
@@ -67,8 +74,10 @@ def calibrate_device(device: torch.device, dtype: str, mode: str) -> HardwarePro
     datasheet = (
         profile_for_device(torch.cuda.get_device_name(device)) if device.type == "cuda" else None
     )
+    key = device_key(device, dtype, mode)
+    print(f"calibrating the decode roofline for {key} (about a minute; cached after)", flush=True)
     profile = calibrate_profile(device, dtype, mode, base=datasheet).profile
-    store_profile(device_key(device, dtype, mode), profile)
+    store_profile(key, profile)
     return profile
 
 
@@ -132,8 +141,7 @@ def run_throughput(cfg: ThroughputRunConfig, out_dir: str | Path) -> ThroughputR
         The written ThroughputRecord.
     """
     protocol = cfg.throughput
-    if protocol.num_threads is not None:
-        torch.set_num_threads(protocol.num_threads)
+    use_threads(protocol)
     spec = resolve_spec(cfg)
     device = resolve_device(cfg.device)
     dtype = resolve_dtype(protocol.dtype, device)

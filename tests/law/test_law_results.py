@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from law_helpers import CHINCHILLA_TRUE, L_OPT, TRUE, sweep
 
+from archsearch.errors import ConfigError
 from archsearch.law import (
     FitResult,
     LOpt,
@@ -64,6 +65,9 @@ def test_progressive_and_leave_one_scale_out_table():
     assert len(table) == 3 * (2 + 3)
     text = format_table(table)
     assert "loso" in text and "joint" in text
+    one_scale = data.select(data.scale == "s0")
+    with pytest.raises(ConfigError, match=r"holds 1 \(s0\): add runs at a second budget"):
+        compare(one_scale, ["multiplicative"], l_opt="best_observed")
 
 
 def test_missing_optimum_reads_back_as_nan(tmp_path):

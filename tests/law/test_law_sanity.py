@@ -15,6 +15,7 @@ import pytest
 import yaml
 from law_helpers import L_OPT, MORPH_CSV, TRUE, shared, sweep
 
+from archsearch.errors import RecordError
 from archsearch.law import (
     FitResult,
     LawData,
@@ -77,6 +78,12 @@ def test_negative_loss_csv_is_refused_naming_the_row(tmp_path):
                "columns.D=D_tokens", "plots=false", f"hydra.run.dir={tmp_path}/fit")  # fmt: skip
     assert proc.returncode != 0 and "bad.csv:4" in proc.stderr
     assert not (tmp_path / "fit" / "fit.json").exists()
+
+
+def test_csv_without_the_law_columns_names_them_and_the_mapping():
+    with pytest.raises(RecordError, match=r"no column for N, D \(or C\) \(columns: .*N_total"):
+        from_csv(MORPH_CSV)
+    assert len(from_csv(MORPH_CSV, {"N": "N_total", "D": "D_tokens"})) > 0
 
 
 def test_fit_warnings_in_cli_and_fit_json(tmp_path):

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +36,7 @@ SECTIONS = (
 FIGURES = ("u_curves.png", "predicted_vs_observed.png", "pareto.png", "throughput_vs_batch.png")
 
 
-def _run(output_root: Path, repo: Path) -> tuple[str, float]:
-    start = time.perf_counter()
+def _run(output_root: Path, repo: Path) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "archsearch.study", "--quick", f"output_root={output_root}"],
         cwd=repo,
@@ -48,23 +46,21 @@ def _run(output_root: Path, repo: Path) -> tuple[str, float]:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout, time.perf_counter() - start
+    return proc.stdout
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("study")
-    first_log, first_s = _run(root, repo)
+    first_log = _run(root, repo)
     out = root / "cpu_quick"
     produced = sorted([*out.rglob(RECORD_FILE), *out.rglob(THROUGHPUT_FILE)])
     mtimes = {p: p.stat().st_mtime_ns for p in produced}
-    second_log, second_s = _run(root, repo)
+    second_log = _run(root, repo)
     return {
         "out": out,
         "first_log": first_log,
         "second_log": second_log,
-        "first_s": first_s,
-        "second_s": second_s,
         "mtimes": mtimes,
         "report": json.loads((out / "report" / "report.json").read_text()),
         "markdown": (out / "report" / "report.md").read_text(),
@@ -180,7 +176,12 @@ def test_second_run_skips_every_finished_job(study: dict[str, Any]) -> None:
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert "(done, skipped)" in study["second_log"]
     assert "[search throughput" not in study["second_log"]
-    assert study["second_s"] < study["first_s"] / 2
+    # nothing slow is redone: no training, no measurement, no roofline calibration (the cached one
+    # serves); asserted on what ran, not on wall time, which a loaded machine stretches
+    assert "calibrating the decode roofline" not in study["second_log"]
+    lines = study["second_log"].splitlines()
+    throughput = [line for line in lines if re.search(r"\[\w+ throughput \d+/\d+\]", line)]
+    assert throughput and all(line.endswith("(done, skipped)") for line in throughput)
 
 
 def test_measurement_under_another_protocol_is_refused(study: dict[str, Any]) -> None:
