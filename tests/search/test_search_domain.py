@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from search_helpers import CHINCHILLA, LLAMA, LLAMA_D, LLAMA_N, ROOT, TASK3
+from search_helpers import CHINCHILLA, LLAMA, LLAMA_D, LLAMA_N, ROOT, TASK3, record_for
 
 from archsearch.law import FitResult, fit_law, from_csv
 from archsearch.records import RunRecord, write_record
 from archsearch.search import (
     DecodeSetting,
+    Proposal,
     SearchSpaceConfig,
     ThroughputModel,
     d_model_grid,
@@ -138,29 +139,9 @@ def test_open_lm_morph_fit_gives_no_negative_loss(space):
 
 
 def _record(tmp_path, loss: float, tokens: int) -> RunRecord:
-    n = 973_078_528
-    rec = RunRecord(
-        run_id="llama_100b",
-        arch=LLAMA.to_dict(),
-        n_params=n,
-        total_params=n,
-        embedding_params=0,
-        r_mlp_attn=4.8,
-        d_over_sqrt_n=0.066,
-        gqa_group=4,
-        train_tokens=tokens,
-        train_flops=6.0 * n * tokens,
-        steps=1,
-        final_val_loss=loss,
-        final_train_loss=loss,
-        wall_time_s=1.0,
-        tokens_per_s=1.0,
-        seed=0,
-        backend="torch",
-        device="cpu",
-        dataset="synthetic",
-        status="completed",
-    )
+    """A finished LLaMA-3.2-1B run (N 973.1M, x 0.066, r 4.8, g 4) at ``tokens``."""
+    llama = Proposal("llama_100b", LLAMA.to_dict(), 973_078_528, 0.066, 4.8, 4, "target")
+    rec = record_for(llama, loss, tokens)
     write_record(tmp_path / "llama", rec)
     return rec
 
