@@ -31,6 +31,7 @@ from archsearch.throughput.calibration import (
     predict_steps,
     read_decode_table,
 )
+from archsearch.throughput.probe import CPU_FREE
 
 STEPS = read_decode_table()
 LLAMA = [s for s in STEPS if s.spec is H100_SHAPES["llama-3.2-1b"]]
@@ -102,16 +103,8 @@ def test_fit_recovers_a_known_profile_from_its_own_steps() -> None:
         for batch, kv_len in ((1, 16), (8, 1024), (16, 16))
     ]
     steps = [replace(s, step_s=predict_steps(truth, [s], "fp32")[0]) for s in steps]
-    free = (
-        "bandwidth_bytes_per_s",
-        "kv_bandwidth_bytes_per_s",
-        "peak_flops_per_s",
-        "attention_peak_flops_per_s",
-        "step_overhead_s",
-        "layer_overhead_s",
-    )
     start = HardwareProfile("start", 1e10, {"fp32": 1e11}, overlap=False)
-    fit = fit_profile(steps, start, "fitted", free, "fp32", "synthetic")
+    fit = fit_profile(steps, start, "fitted", CPU_FREE, "fp32", "synthetic")
     assert fit.max_abs_rel_error < 1e-4
     assert fit.profile.bandwidth_bytes_per_s == pytest.approx(1.2e10, rel=1e-3)
     assert fit.profile.layer_overhead_s == pytest.approx(2e-4, rel=1e-3)
