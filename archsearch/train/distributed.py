@@ -88,6 +88,8 @@ def export_rendezvous_env() -> None:
                 "several SLURM tasks take their rendezvous from submitit: "
                 "pip install 'archsearch[slurm]' (or launch with torchrun)"
             ) from error
+        # a plain ``srun`` task is a SLURM task too: read it as submitit reads its own jobs'
+        os.environ.setdefault("SUBMITIT_EXECUTOR", "slurm")
         # GPUs stay as SLURM bound them; the device index is LOCAL_RANK modulo the visible count
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
         return
