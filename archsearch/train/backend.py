@@ -14,17 +14,12 @@ from typing import Protocol
 
 import torch
 
-from archsearch.train.distributed import World
-
 Batches = list[tuple[torch.Tensor, torch.Tensor]]
 # What a checkpoint carries besides the backend's state: (step, elapsed seconds, that step's row)
 Progress = tuple[int, float, dict[str, float]]
 
 
 class Backend(Protocol):
-    device: torch.device
-    world: World
-
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[float, float]:
         """One optimizer step at learning rate ``lr`` over the global batch (every process passes
         all its rows); returns (mean training loss, gradient norm before clipping), the same on

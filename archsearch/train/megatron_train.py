@@ -87,7 +87,11 @@ class MegatronBackend:
         self.cfg, self.world = cfg, world
         self.device = torch.device("cuda", torch.cuda.current_device())  # set by ``joined``
         init_model_parallel(cfg, arch.spec, self.device)
-        self.model, self.optimizer = _build_training(arch.spec, cfg, self.device)
+        try:
+            self.model, self.optimizer = _build_training(arch.spec, cfg, self.device)
+        except BaseException:
+            self.close()
+            raise
 
     def step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[float, float]:
         for group in self.optimizer.param_groups:
