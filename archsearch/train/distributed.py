@@ -19,6 +19,8 @@ import torch.distributed as dist
 
 from archsearch.errors import ConfigError
 
+RENDEZVOUS_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
+
 
 @dataclass(frozen=True)
 class World:
@@ -62,17 +64,23 @@ def joined(device: torch.device, always: bool = False) -> Iterator[World]:
     if launched_processes() == 1 and not always:
         yield World()
         return
+    before = {key: os.environ.get(key) for key in RENDEZVOUS_VARIABLES}
     export_rendezvous_env()
     owned = not dist.is_initialized()
-    if owned:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
+        if owned:
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         yield World(dist.get_rank(), dist.get_world_size())
     finally:
-        if owned:
+        if owned and dist.is_initialized():
             dist.destroy_process_group()
+        for key, value in before.items():  # a later run in this process rendezvouses afresh
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def export_rendezvous_env() -> None:
