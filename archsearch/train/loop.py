@@ -102,17 +102,8 @@ def train(cfg: RunConfig, run_dir: str | Path) -> RunRecord:
                 print(f"{run_dir}: resuming from step {step}", flush=True)
             tracker = make_tracker(cfg.tracker, run_dir, step) if world.writes else NullTracker()
             validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)
-            peak = peak_flops_per_s(device, fp8=cfg.backend.fp8 is not None)  # one device's
-            speed = Speedometer(
-                train_flops_per_token(arch.spec, tcfg.seq_len), peak and world.size * peak
-            )
-            bar = tqdm(
-                total=total_steps,
-                initial=step,
-                disable=not (tcfg.progress and world.writes),
-                unit="step",
-                desc=f"{arch.spec.name} N={arch.budget_n_params:,}",
-            )
+            speed = _speedometer(cfg, arch, device, world)
+            bar = _progress_bar(cfg, arch, total_steps, step, world)
             started = time.perf_counter()
             last_finite_loss, diverged_at = row.get("train_loss"), None
             while step < total_steps:
@@ -196,6 +187,28 @@ def make_backend(cfg: RunConfig, arch: ResolvedArch, device: torch.device, world
     from archsearch.train.megatron_train import MegatronBackend
 
     return MegatronBackend(cfg, arch, device, world)
+
+
+def _speedometer(
+    cfg: RunConfig, arch: ResolvedArch, device: torch.device, world: World
+) -> Speedometer:
+    """Tokens/s, FLOP/s and MFU against the peak of all the run's devices."""
+    peak = peak_flops_per_s(device, fp8=cfg.backend.fp8 is not None)  # one device's
+    flops_per_token = train_flops_per_token(arch.spec, cfg.train.seq_len)
+    return Speedometer(flops_per_token, peak and world.size * peak)
+
+
+def _progress_bar(
+    cfg: RunConfig, arch: ResolvedArch, total_steps: int, step: int, world: World
+) -> tqdm:
+    """The steps' progress bar (rank 0's only), starting at ``step`` on resume."""
+    return tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not (cfg.train.progress and world.writes),
+        unit="step",
+        desc=f"{arch.spec.name} N={arch.budget_n_params:,}",
+    )
 
 
 def finite_losses(row: dict[str, float]) -> bool:
