@@ -9,6 +9,7 @@ plain state dict that any number of processes loads. A single process uses no DD
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class TorchBackend:
         )
         self.optimizer = make_optimizer(self.model, cfg.optim, fused=bool(self.perf.fused_adamw))
         self.autocast = autocast_for(cfg.train, device)
-        self.loss_fn: nn.Module | object = self.model.loss
+        self.loss_fn: Callable[..., torch.Tensor] = self.model.loss
         if world.size > 1:
             self.loss_fn = DistributedDataParallel(LossOf(self.model))
         if self.perf.compile:
@@ -77,9 +78,9 @@ class TorchBackend:
         size = self.cfg.train.batch_size
         micro = list(zip(inputs.split(size), targets.split(size), strict=True))
         total = torch.zeros((), device=self.device)
+        no_sync = getattr(self.loss_fn, "no_sync", None)  # DDP's: reduce on the last only
         for i, (micro_inputs, micro_targets) in enumerate(micro):
             last = i == len(micro) - 1
-            no_sync = getattr(self.loss_fn, "no_sync", None)
             with nullcontext() if last or no_sync is None else no_sync(), self.autocast:
                 loss = self.loss_fn(
                     self._share(micro_inputs),
