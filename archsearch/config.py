@@ -103,10 +103,15 @@ class TrainConfig:
 
     ``resume``: ``auto`` resumes the run directory's run of this config (or returns its record)
     and refuses one another config made; ``restart`` discards the directory's run first.
+
+    ``batch_size`` is the run's micro-batch in sequences, summed over every data-parallel
+    process, for both backends: W processes take ``batch_size / W`` rows each, and a step sees
+    ``global_batch_tokens`` (k micro-batches) whatever W, so one and several processes train on
+    the same batches.
     """
 
     seq_len: int = 128
-    batch_size: int = 16  # sequences per micro-batch
+    batch_size: int = 16  # sequences per micro-batch, over all data-parallel processes
     global_batch_tokens: int | None = None  # tokens per optimizer step; None: one micro-batch
     eval_every_steps: int = 100
     eval_tokens: int = 65_536

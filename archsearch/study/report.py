@@ -13,15 +13,16 @@ import json
 import math
 import platform
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from archsearch.law.plots import plot_predicted_vs_observed, plot_u_curves
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, write_json_atomic
-from archsearch.study.picks import ROLES, SEARCH_DIR, SEARCH_FILE
-from archsearch.study.pipeline import FIT_DIR, PREDICTIONS_FILE, Trained
+from archsearch.study.config import StudyConfig
+from archsearch.study.picks import ROLES, SEARCH_DIR, SEARCH_FILE, Picks
+from archsearch.study.pipeline import FIT_DIR, PREDICTIONS_FILE, Fits, Trained
 from archsearch.study.plots import plot_pareto
-from archsearch.study.run import StudyResult
 from archsearch.throughput.report import plot as plot_throughput
 
 REPORT_DIR = "report"
@@ -43,6 +44,19 @@ PAPER_PROGRESSIVE = (
 )
 
 Column = tuple[str, str, Callable[[Any], str]]
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What the report is built from (every number in it is also in a record file)."""
+
+    cfg: StudyConfig
+    sweep: list[Trained]
+    skipped: list[str]
+    fits: Fits
+    picks: Picks
+    finals: list[Trained]
+    timings: dict[str, float]
 
 
 def _f(digits: int) -> Callable[[Any], str]:

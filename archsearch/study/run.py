@@ -8,35 +8,21 @@ a study resumes it; fits, the search and the report are recomputed from the reco
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from archsearch.records import write_json_atomic
 from archsearch.study.config import StudyConfig
 from archsearch.study.jobs import sweep_jobs
-from archsearch.study.picks import Picks, search_stage
-from archsearch.study.pipeline import Fits, Log, Trained, fit_stage, throughput_stage, train_stage
+from archsearch.study.picks import search_stage
+from archsearch.study.pipeline import Log, fit_stage, throughput_stage, train_stage
 
 TIMINGS_FILE = "timings.json"
 
 
-@dataclass(frozen=True)
-class StudyResult:
-    """What the report is built from (every number in it is also in a record file)."""
-
-    cfg: StudyConfig
-    sweep: list[Trained]
-    skipped: list[str]
-    fits: Fits
-    picks: Picks
-    finals: list[Trained]
-    timings: dict[str, float]
-
-
 def run_study(cfg: StudyConfig, log: Log) -> Path:
     """Run (or resume) the study and write its report; returns ``report/report.md``."""
-    from archsearch.study.report import write_report
+    from archsearch.study.report import StudyResult, write_report
 
     timings: dict[str, float] = {}
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from archsearch.config import TrackerConfig
 from archsearch.records import RECORD_FILE, read_jsonl, write_text_atomic
-from archsearch.track import JsonlTracker
+from archsearch.track.jsonl import JsonlTracker
 
 RUN_ID_FILE = "wandb_run_id"
 WANDB_DIR = "wandb"

@@ -4,9 +4,9 @@
 defaults are GPT-2-like (LayerNorm, GeLU MLP of 4h, biases, dropout 0.1, learned positions), so
 every LLaMA setting is given explicitly. ``build_gpt_model`` picks Transformer Engine's layer spec
 when TE imports on a CUDA device and megatron's local spec otherwise; FP8 runs only with TE on a
-Hopper or newer GPU. ``train_megatron`` trains on CUDA GPUs with megatron's DDP, distributed
-optimizer, pipeline schedules and ``dist_checkpointing``, one process per GPU (torchrun, or SLURM
-tasks launched by submitit). On CPU the model builds and runs forward and backward with the
+Hopper or newer GPU. ``megatron_train.MegatronBackend`` trains on CUDA GPUs with megatron's DDP,
+distributed optimizer, pipeline schedules and ``dist_checkpointing``, one process per GPU
+(torchrun, or SLURM tasks). On CPU the model builds and runs forward and backward with the
 workarounds in ``megatron_cpu``, which is how the tests check it against the torch model.
 
 megatron (and Transformer Engine) are imported lazily, inside functions: never at package import.

@@ -1,90 +1,50 @@
-"""Training with megatron-core on CUDA GPUs: process groups from SLURM, DDP, the distributed
-optimizer and dist_checkpointing, with the torch backend's data, evaluation, record and resume.
+"""The megatron-core backend's training (CUDA GPUs): TP/PP state, megatron's DDP, the distributed
+optimizer and ``dist_checkpointing``, behind the loop's ``Backend`` protocol.
 
-The model itself (config translation, layer specs, FP8 guard) is in ``megatron_backend``; megatron
-is imported inside functions only.
+The model itself (config translation, layer specs, FP8 guard) is in ``megatron_backend``; the
+process group comes from ``archsearch.train.distributed``, as for the torch backend; megatron is
+imported inside functions only.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from archsearch.arch import ArchSpec, steps_for, train_flops_per_token
+from archsearch.arch import ArchSpec
 from archsearch.config import ResolvedArch, RunConfig
-from archsearch.data import Corpus
-from archsearch.data.batches import eval_batches, train_batch
 from archsearch.errors import ConfigError
-from archsearch.records import RunRecord, write_record, write_text_atomic
-from archsearch.track import make_tracker
+from archsearch.records import write_text_atomic
+from archsearch.train.backend import Batches, Progress
+from archsearch.train.distributed import World
 from archsearch.train.megatron_backend import build_gpt_model, forward
-from archsearch.train.schedule import lr_at
-from archsearch.train.setup import micro_batches_per_step
-from archsearch.train.speed import Speedometer, peak_flops_per_s
 
 CKPT_DIR = "megatron_ckpt"  # dist_checkpointing folders step_XXXXXXXX and a LATEST pointer
 
 
-def init_distributed(cfg: RunConfig, spec: ArchSpec, device_type: str) -> torch.device:
-    """Process group and megatron's TP/PP/DP state (reused if already set up); this rank's device.
+def init_model_parallel(cfg: RunConfig, spec: ArchSpec, device: torch.device) -> None:
+    """megatron's TP/PP/DP state over the joined process group (reused if already set up).
 
-    Rendezvous comes from the environment: torchrun's RANK/WORLD_SIZE, else SLURM's (through
-    submitit's ``TorchDistributedEnvironment`` when installed), else a single local process.
+    On CPU (tests only: training refuses it) the workarounds of ``megatron_cpu`` are installed.
     """
     import torch.distributed as dist
     from megatron.core import parallel_state, tensor_parallel
 
-    _export_rendezvous_env()
-    if device_type == "cuda":
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     _check_parallel(cfg, spec, dist.get_world_size())
     if not parallel_state.model_parallel_is_initialized():
         parallel_state.initialize_model_parallel(
             tensor_model_parallel_size=cfg.backend.tensor_parallel,
             pipeline_model_parallel_size=cfg.backend.pipeline_parallel,
         )
-    if device_type == "cuda":
+    if device.type == "cuda":
         tensor_parallel.model_parallel_cuda_manual_seed(cfg.train.seed)
     else:
         from archsearch.train import megatron_cpu
 
         megatron_cpu.install()
-    return device
-
-
-def _export_rendezvous_env() -> None:
-    """Set MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK unless a launcher already did."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        os.environ.setdefault("LOCAL_RANK", "0")
-        return
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        try:
-            from submitit.helpers import TorchDistributedEnvironment
-        except ImportError as error:
-            raise ConfigError(
-                "backend=megatron under SLURM takes its rendezvous from submitit: "
-                "pip install 'archsearch[slurm]' (or launch with torchrun)"
-            ) from error
-        # GPUs stay as SLURM bound them; the device index is LOCAL_RANK modulo the visible count
-        TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
-        return
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0"
-    )
 
 
 def _check_parallel(cfg: RunConfig, spec: ArchSpec, world_size: int) -> None:
@@ -108,95 +68,63 @@ def _check_parallel(cfg: RunConfig, spec: ArchSpec, world_size: int) -> None:
             raise ConfigError(f"backend={cfg.backend.name}: {message}")
 
 
-def train_megatron(cfg: RunConfig, run_dir: Path, corpus: Corpus, arch: ResolvedArch) -> RunRecord:
-    """Train on CUDA GPUs with megatron-core; the same batches, eval set and record as ``train``.
+class MegatronBackend:
+    """megatron-core GPTModel in its DDP with the distributed AdamW, on CUDA GPUs.
 
-    Every rank draws the global batch of ``train.batch_size`` rows from (seed, step) and keeps its
-    data-parallel share; rank 0 writes ``metrics.jsonl`` and ``record.json``. Checkpoints
-    (``dist_checkpointing``) go to ``run_dir/megatron_ckpt`` and a rerun resumes from the latest.
+    Every rank receives the whole global batch of ``train.batch_size`` rows (times the
+    micro-batches of a step) and keeps its data-parallel share; losses are reduced world-wide.
+    Checkpoints (``dist_checkpointing``) go to ``run_dir/megatron_ckpt``.
     """
-    import torch.distributed as dist
-    from megatron.core import parallel_state
 
-    from archsearch.train.loop import finite_losses, make_record
+    def __init__(
+        self, cfg: RunConfig, arch: ResolvedArch, device: torch.device, world: World
+    ) -> None:
+        if device.type != "cuda":
+            raise ConfigError(
+                "backend=megatron trains on CUDA GPUs (megatron's DDP, optimizer and checkpointing "
+                "need CUDA): use backend=torch on this machine"
+            )
+        self.cfg, self.world = cfg, world
+        self.device = torch.device("cuda", torch.cuda.current_device())  # set by ``joined``
+        init_model_parallel(cfg, arch.spec, self.device)
+        try:
+            self.model, self.optimizer = _build_training(arch.spec, cfg, self.device)
+        except BaseException:
+            self.close()
+            raise
 
-    if not torch.cuda.is_available() or cfg.train.device == "cpu":
-        raise ConfigError(
-            "backend=megatron trains on CUDA GPUs (megatron's DDP, optimizer and checkpointing "
-            "need CUDA): use backend=torch on this machine"
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, lr: float) -> tuple[float, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.model.zero_grad_buffer()
+        self.optimizer.zero_grad()
+        loss_sum, n_tokens = _run_batch(
+            self.model, (inputs, targets), self.cfg, self.device, False
+        ).tolist()
+        _, grad_norm, _ = self.optimizer.step()
+        return loss_sum / n_tokens, float(grad_norm or 0.0)
+
+    @torch.no_grad()
+    def evaluate(self, batches: Batches) -> float:
+        """Mean next-token loss over the torch backend's fixed validation windows."""
+        self.model.eval()
+        total = sum(
+            _run_batch(self.model, batch, self.cfg, self.device, forward_only=True)
+            for batch in batches
         )
-    tcfg = cfg.train
-    device = init_distributed(cfg, arch.spec, "cuda")
-    try:
-        model, optimizer = _build_training(arch.spec, cfg, device)
-        step, elapsed_s, row = _load_latest(run_dir, model, optimizer)
-        is_rank0 = dist.get_rank() == 0
-        tracker = make_tracker(cfg.tracker, run_dir, resume_step=step) if is_rank0 else None
-        validation = eval_batches(corpus.val, tcfg.batch_size, tcfg.seq_len, tcfg.eval_tokens)
-        rows_per_step = micro_batches_per_step(tcfg) * tcfg.batch_size  # train.global_batch_tokens
-        tokens_per_step = rows_per_step * tcfg.seq_len
-        total_steps = steps_for(arch.train_tokens, tokens_per_step)
-        speed = Speedometer(
-            train_flops_per_token(arch.spec, tcfg.seq_len),
-            peak_flops_per_s(device, fp8=cfg.backend.fp8 is not None),
-        )
-        started = time.perf_counter()
-        last_finite_loss = row.get("train_loss")
-        diverged_at = None
-        while step < total_steps:
-            lr = lr_at(step, total_steps, cfg.optim)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            model.zero_grad_buffer()
-            optimizer.zero_grad()
-            batch = train_batch(corpus.train, rows_per_step, tcfg.seq_len, tcfg.seed, step)
-            with speed.timing(tokens_per_step, device):
-                loss_sum, n_tokens = _run_batch(model, batch, cfg, device, False).tolist()
-                _, grad_norm, _ = optimizer.step()
-            step += 1
-            row = {
-                "step": step,
-                "tokens": step * tokens_per_step,
-                "train_loss": loss_sum / n_tokens,
-                "lr": lr,
-                "grad_norm": float(grad_norm or 0.0),
-            }
-            if step % tcfg.eval_every_steps == 0 or step == total_steps:
-                row["val_loss"] = _evaluate(model, validation, cfg, device)
-            if not finite_losses(row):  # the same on every rank: losses are reduced
-                diverged_at = step
-            logged = step % tcfg.log_every_steps == 0 or "val_loss" in row or diverged_at
-            if tracker is not None and logged:
-                row |= {"elapsed_s": elapsed_s + time.perf_counter() - started, **speed.read()}
-                tracker.log(row)
-            if diverged_at:
-                break
-            last_finite_loss = row["train_loss"]
-            if step % tcfg.ckpt_every_steps == 0 or step == total_steps:
-                now_s = elapsed_s + time.perf_counter() - started
-                _save(run_dir, model, optimizer, step, now_s, row)
-        elapsed_s += time.perf_counter() - started
-        record = make_record(
-            cfg,
-            arch,
-            corpus,
-            run_dir,
-            step * tokens_per_step,
-            row,
-            elapsed_s,
-            device,
-            speed,
-            diverged_at=diverged_at,
-            last_finite_loss=last_finite_loss,
-        )
-        if tracker is not None:
-            write_record(run_dir, record)
-            tracker.summary(record.to_dict())
-            tracker.close()
-        return record
-    finally:
+        self.model.train()
+        return (total[0] / total[1]).item()
+
+    def save(self, run_dir: Path, fingerprint: str, progress: Progress) -> None:
+        _save(run_dir, self.model, self.optimizer, progress)
+
+    def load(self, run_dir: Path, fingerprint: str) -> Progress | None:
+        return _load_latest(run_dir, self.model, self.optimizer)
+
+    def close(self) -> None:
+        from megatron.core import parallel_state
+
         parallel_state.destroy_model_parallel()
-        dist.destroy_process_group()
 
 
 def _build_training(spec: ArchSpec, cfg: RunConfig, device: torch.device) -> tuple[Any, Any]:
@@ -299,20 +227,6 @@ def _loss_sum(
     return loss, count, {"lm_loss": torch.stack((loss.detach(), count.float())).double()}
 
 
-@torch.no_grad()
-def _evaluate(
-    model: Any,
-    batches: list[tuple[torch.Tensor, torch.Tensor]],
-    cfg: RunConfig,
-    device: torch.device,
-) -> float:
-    """Mean next-token loss over the torch backend's fixed validation windows."""
-    model.eval()
-    total = sum(_run_batch(model, batch, cfg, device, forward_only=True) for batch in batches)
-    model.train()
-    return (total[0] / total[1]).item()
-
-
 def _sharded_state(model: Any, optimizer: Any, is_loading: bool) -> dict[str, Any]:
     """The model's and optimizer's sharded state dicts, for ``dist_checkpointing``."""
     from megatron.core.utils import unwrap_model
@@ -324,13 +238,12 @@ def _sharded_state(model: Any, optimizer: Any, is_loading: bool) -> dict[str, An
     }
 
 
-def _save(
-    run_dir: Path, model: Any, optimizer: Any, step: int, elapsed_s: float, row: dict[str, float]
-) -> None:
+def _save(run_dir: Path, model: Any, optimizer: Any, progress: Progress) -> None:
     """Write a ``dist_checkpointing`` folder, then point ``LATEST`` at it (atomic rename)."""
     import torch.distributed as dist
     from megatron.core import dist_checkpointing
 
+    step, elapsed_s, row = progress
     root = run_dir / CKPT_DIR
     folder = root / f"step_{step:08d}"
     if dist.get_rank() == 0:
@@ -349,15 +262,15 @@ def _save(
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_latest(run_dir: Path, model: Any, optimizer: Any) -> tuple[int, float, dict[str, float]]:
+def _load_latest(run_dir: Path, model: Any, optimizer: Any) -> Progress | None:
     """Resume from ``LATEST`` if there is one; returns (step, elapsed seconds so far, that
-    step's metrics row), as ``loop._restore`` does."""
+    step's metrics row)."""
     from megatron.core import dist_checkpointing
     from megatron.core.utils import unwrap_model
 
     pointer = run_dir / CKPT_DIR / "LATEST"
     if not pointer.exists():
-        return 0, 0.0, {}
+        return None
     template = _sharded_state(model, optimizer, is_loading=True)
     state = dist_checkpointing.load(template, str(pointer.parent / pointer.read_text().strip()))
     unwrap_model(model).load_state_dict(state["model"])

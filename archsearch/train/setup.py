@@ -13,17 +13,22 @@ import torch
 from archsearch.arch import ArchSpec, count_params
 from archsearch.config import BackendConfig, OptimConfig, PerfConfig, TrainConfig
 from archsearch.errors import ConfigError
+from archsearch.train.distributed import launched_processes, local_rank
 
 
 def pick_device(cfg: TrainConfig) -> torch.device:
-    """``train.device``: auto picks CUDA when present, else CPU."""
+    """``train.device``: auto picks CUDA when present, else CPU; with several processes each
+    takes the GPU of its local rank (modulo the GPUs it sees)."""
     if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(cfg.device)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"train.device={cfg.device} but no CUDA device here: use train.device=cpu"
         )
+    if device.type == "cuda" and device.index is None and launched_processes() > 1:
+        device = torch.device("cuda", local_rank() % torch.cuda.device_count())
     return device
 
 

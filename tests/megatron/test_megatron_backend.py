@@ -26,6 +26,7 @@ from archsearch.errors import ConfigError  # noqa: E402
 from archsearch.model import Transformer  # noqa: E402
 from archsearch.train import megatron_backend as mb  # noqa: E402
 from archsearch.train import megatron_train as mt  # noqa: E402
+from archsearch.train.distributed import World, export_rendezvous_env  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "model"
 TINY = ArchSpec(
@@ -55,7 +56,9 @@ def megatron_cpu() -> Iterator[None]:
     from megatron.core import parallel_state
 
     saved = dict(os.environ)
-    mt.init_distributed(_run_cfg(name="megatron"), TINY, "cpu")
+    export_rendezvous_env()
+    dist.init_process_group("gloo")
+    mt.init_model_parallel(_run_cfg(name="megatron"), TINY, CPU)
     yield
     parallel_state.destroy_model_parallel()
     dist.destroy_process_group()
@@ -233,9 +236,9 @@ def test_fp8_on_cpu_with_transformer_engine_names_the_gpu(monkeypatch: pytest.Mo
         mb.resolve_impl(BackendConfig(name="megatron", fp8="hybrid"), CPU)
 
 
-def test_training_asks_for_a_gpu(tmp_path: Path) -> None:
+def test_training_asks_for_a_gpu() -> None:
     with pytest.raises(ConfigError, match="CUDA GPUs.*backend=torch"):
-        mt.train_megatron(_run_cfg(name="megatron"), tmp_path, corpus=None, arch=None)  # type: ignore[arg-type]
+        mt.MegatronBackend(_run_cfg(name="megatron"), arch=None, device=CPU, world=World())  # type: ignore[arg-type]
 
 
 def test_parallel_sizes_must_divide_the_model() -> None:
