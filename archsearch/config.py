@@ -235,9 +235,11 @@ NOT_RESULT_FIELDS = (
 )
 
 
-def run_fields(cfg: RunConfig) -> dict[str, Any]:
-    """The flat config fields that decide a run's result (what its fingerprint hashes)."""
-    return result_fields(dataclasses.asdict(cfg), NOT_RESULT_FIELDS)
+def run_fields(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The flat config fields that decide a run's result (what its fingerprint hashes), of a
+    RunConfig or of its dict form (a record's ``config``, a composed task config)."""
+    config = dataclasses.asdict(cfg) if isinstance(cfg, RunConfig) else cfg
+    return result_fields(config, NOT_RESULT_FIELDS)
 
 
 def check_run_config(cfg: RunConfig) -> None:

@@ -9,12 +9,12 @@ from pathlib import Path
 import torch
 
 from archsearch.arch import ArchSpec
-from archsearch.config import NOT_RESULT_FIELDS, DataConfig
+from archsearch.config import DataConfig, run_fields
 from archsearch.data.shards import EOS, load_tokenizer, prepare
 from archsearch.export import hf_config, hf_weight_name
 from archsearch.model import Transformer
 from archsearch.records import read_record
-from archsearch.records.state import fingerprint_of, result_fields
+from archsearch.records.state import fingerprint_of
 from archsearch.train.checkpoint import load_checkpoint
 
 EXPORT_DIR = "hf"  # inside the run directory, unless told otherwise
@@ -74,9 +74,7 @@ def load_run_model(run_dir: str | Path) -> tuple[Transformer, dict]:
     run_dir = Path(run_dir)
     record = read_record(run_dir)
     # the checkpoint must be the one this record's config wrote (its fingerprint is inside)
-    state = load_checkpoint(
-        run_dir, fingerprint_of(result_fields(record.config, NOT_RESULT_FIELDS))
-    )
+    state = load_checkpoint(run_dir, fingerprint_of(run_fields(record.config)))
     if state is None:
         raise FileNotFoundError(
             f"{run_dir} has no checkpoint.pt: only torch-backend runs are exported "

@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from archsearch.arch import steps_for, train_flops_per_token
 from archsearch.config import (
-    NOT_RESULT_FIELDS,
     ResolvedArch,
     RunConfig,
     check_run_config,
@@ -48,7 +47,6 @@ from archsearch.records.state import (
     fingerprint_of,
     locked,
     raise_other_config,
-    result_fields,
 )
 from archsearch.track import NullTracker, make_tracker
 from archsearch.train.backend import Backend
@@ -169,7 +167,7 @@ def claimed(cfg: RunConfig, run_dir: Path, world: World) -> Iterator[tuple[str, 
             yield fingerprint, None
             return
         record = read_record(run_dir)
-        made_by = result_fields(record.config, NOT_RESULT_FIELDS)
+        made_by = run_fields(record.config)
         if fingerprint_of(made_by) != fingerprint:
             raise_other_config(run_dir / RECORD_FILE, made_by, run_fields(cfg), WAYS_OUT)
         yield fingerprint, record

@@ -24,12 +24,12 @@ from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from archsearch.config import NOT_RESULT_FIELDS, BudgetConfig
+from archsearch.config import BudgetConfig, run_fields
 from archsearch.errors import StateError
 from archsearch.law import FitResult, write_fit
 from archsearch.records import RunRecord, write_json_atomic, write_text_atomic
 from archsearch.records.io import read_json_in
-from archsearch.records.state import check_fingerprint, locked, result_fields
+from archsearch.records.state import check_fingerprint, locked
 from archsearch.search import Proposal, SearchState, propose, update
 from archsearch.track.results import mirror_sweeper_round
 from hydra_plugins.archsearch_sweeper.config import ArchsearchSweeperConf
@@ -97,7 +97,7 @@ class ArchsearchSweeperImpl:
             for key, value in asdict(self.conf).items()
             if key not in SWEEP_STOP_RULES
         }
-        fields = result_fields(config, NOT_RESULT_FIELDS)  # type: ignore[arg-type]
+        fields = run_fields(config)  # type: ignore[arg-type]
         fields |= search
         return config, fields  # type: ignore[return-value]
 
