@@ -42,17 +42,45 @@ class GridConfig:
 
 
 @dataclass
-class BaselineConfig:
-    """The reference shape, given by the paper's knobs at the target budget.
+class ChecksConfig:
+    """Runs outside the law's fit that test the sweep's premises, at one budget.
 
-    LLaMA-3.2-1B has x = 0.066, r = 4.80, g = 4 (DESIGN.md section 2); at a tiny budget whole
-    heads round these, and the report shows the achieved values beside LLaMA's.
+    The learning-rate check trains ``lr_widths`` (x values of the x arm) at each ``lr_factors``
+    multiple of ``run.optim.lr``, so a U in x is not an artefact of one learning rate; the seed
+    check repeats the x arm with each of ``seeds`` (paired with seed ``run.train.seed``) to
+    measure run-to-run noise. Empty lists switch a check off.
+
+    Attributes:
+        scale: the budget N they run at; null: the middle of ``grid.scales``.
+    """
+
+    scale: int | None = None
+    lr_widths: list[float] = field(default_factory=list)
+    lr_factors: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    seeds: list[int] = field(default_factory=list)
+
+
+@dataclass
+class BaselineConfig:
+    """The reference shape: a model's per-layer proportions moved to the study's depth.
+
+    ``r`` (MLP / attention parameters) and ``g`` (query heads per KV head) are ratios within a
+    layer and transfer as they are. ``x = d_model / sqrt(N)`` does not: per-layer parameters
+    over ``d_model^2`` equal ``1 / (n_layers x^2)``, so keeping that proportion at the study's
+    depth L gives ``x_L = x sqrt(reference_n_layers / L)`` (``d_over_sqrt_n_at``). LLaMA-3.2-1B
+    has x = 0.066, r = 4.80, g = 4 at 16 layers (arXiv 2510.18245, Sec. 2; DESIGN.md section 2);
+    whole heads round these at a tiny budget and the report shows every step.
     """
 
     name: str = "llama3_2_shaped"
     d_over_sqrt_n: float = 0.066
+    reference_n_layers: int = 16
     r_mlp_attn: float = 4.8
     gqa_group: int = 4
+
+    def d_over_sqrt_n_at(self, n_layers: int) -> float:
+        """x with the reference's per-layer proportions at ``n_layers`` layers."""
+        return self.d_over_sqrt_n * (self.reference_n_layers / n_layers) ** 0.5
 
 
 @dataclass
@@ -85,8 +113,11 @@ class StudyConfig:
         run: the training config every job starts from (model knobs, data, optimizer, loop);
             the pipeline sets each job's shape and budget.
         grid: the sweep; ``baseline``: the reference shape; ``search``: Algorithm 1 settings.
+        checks: the learning-rate and seed checks (outside the fit).
         throughput: the decode protocol measured for every trained shape.
         law: the law form and fitter (``archsearch.law.fit_law``).
+        workers: training jobs run at once, each in its own process with
+            ``run.train.num_threads`` threads (2 x 1 fills a 2-core machine).
     """
 
     name: str = "cpu_full"
@@ -94,11 +125,15 @@ class StudyConfig:
     run: RunConfig = field(default_factory=RunConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    checks: ChecksConfig = field(default_factory=ChecksConfig)
     search: SearchSettings = field(default_factory=SearchSettings)
     throughput: DecodeConfig = field(default_factory=DecodeConfig)
     law: LawConfig = field(default_factory=LawConfig)
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers={self.workers} must be at least 1")
         if len(set(self.grid.scales)) < 2:
             raise ValueError("grid.scales needs at least two budgets: fit on one, predict another")
         if self.search.batch_size not in self.throughput.batch_sizes:
@@ -110,6 +145,12 @@ class StudyConfig:
     @property
     def out_dir(self) -> Path:
         return Path(self.output_root) / self.name
+
+    @property
+    def checks_n_params(self) -> int:
+        """The budget of the learning-rate and seed checks."""
+        scales = sorted(self.grid.scales)
+        return self.checks.scale or scales[len(scales) // 2]
 
     @property
     def target_n_params(self) -> int:

@@ -20,6 +20,7 @@ from archsearch.study.config import StudyConfig
 from archsearch.throughput.config import ThroughputRunConfig
 
 SWEEP_DIR = "sweep"
+CHECKS_DIR = "checks"
 FINAL_DIR = "final"
 
 
@@ -50,9 +51,18 @@ def _budget(cfg: StudyConfig, n_params: int) -> BudgetConfig:
 
 
 def knob_job(
-    cfg: StudyConfig, name: str, n_params: int, x: float, r: float, g: int, root: Path
+    cfg: StudyConfig,
+    name: str,
+    n_params: int,
+    x: float,
+    r: float,
+    g: int,
+    root: Path,
+    lr: float | None = None,
+    seed: int | None = None,
 ) -> Job:
-    """A job whose shape is derived from the budget through the paper's knobs (x, r, g)."""
+    """A job whose shape is derived from the budget through the paper's knobs (x, r, g), with
+    the study's learning rate and seed unless ``lr`` or ``seed`` replace them."""
     model = replace(
         cfg.run.model,
         name=name,
@@ -64,7 +74,11 @@ def knob_job(
         n_heads=None,
         n_kv_heads=None,
     )
-    run = replace(cfg.run, model=model, budget=_budget(cfg, n_params), name=name)
+    optim = replace(cfg.run.optim, lr=cfg.run.optim.lr if lr is None else lr)
+    train = replace(cfg.run.train, seed=cfg.run.train.seed if seed is None else seed)
+    run = replace(
+        cfg.run, model=model, budget=_budget(cfg, n_params), optim=optim, train=train, name=name
+    )
     return Job(name, n_params, run, root / name)
 
 
@@ -85,7 +99,7 @@ def sweep_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
     Requests that resolve to a shape already in the sweep at that budget are dropped too.
     """
     grid = cfg.grid
-    points = [(x, grid.r_center, grid.group) for x in grid.d_over_sqrt_n]
+    points = x_arm(cfg)
     points += [(grid.x_center, r, grid.group) for r in grid.r_mlp_attn]
     points += [(grid.x_center, grid.r_center, g) for g in grid.gqa_groups]
     jobs: list[Job] = []
@@ -106,6 +120,39 @@ def sweep_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
             seen[spec] = name
             jobs.append(job)
     return jobs, skipped
+
+
+def x_arm(cfg: StudyConfig) -> list[tuple[float, float, int]]:
+    """The x arm's (x, r, g) requests, narrowest first."""
+    grid = cfg.grid
+    return [(x, grid.r_center, grid.group) for x in sorted(grid.d_over_sqrt_n)]
+
+
+def check_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
+    """The learning-rate and seed checks (``ChecksConfig``), in ``checks/``, outside the fit,
+    and a note per request whole heads cannot reach."""
+    checks, grid, n = cfg.checks, cfg.grid, cfg.checks_n_params
+    root = cfg.out_dir / CHECKS_DIR
+    lr = cfg.run.optim.lr
+    jobs = [
+        knob_job(cfg, f"n{n}_x{x:g}_lr{lr * f:g}", n, x, grid.r_center, grid.group, root, lr * f)
+        for x in checks.lr_widths
+        for f in checks.lr_factors
+    ]
+    jobs += [
+        knob_job(cfg, f"n{n}_x{x:g}_r{r:g}_g{g}_seed{seed}", n, x, r, g, root, seed=seed)
+        for seed in checks.seeds
+        for x, r, g in x_arm(cfg)
+    ]
+    feasible, skipped = [], []
+    for job in jobs:
+        try:
+            job.spec()
+        except ArchError as e:
+            skipped.append(f"{job.name}: {e}")
+            continue
+        feasible.append(job)
+    return feasible, skipped
 
 
 # Config groups that decide a run's result; a finished record must match the job on these.

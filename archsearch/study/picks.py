@@ -50,13 +50,14 @@ class Picks:
 
 
 def baseline_job(cfg: StudyConfig) -> Job:
-    """The LLaMA-3.2-shaped reference at the target budget, sized by the paper's knobs."""
+    """The LLaMA-3.2-shaped reference at the target budget: its per-layer proportions at the
+    study's depth (``BaselineConfig``)."""
     b = cfg.baseline
     return knob_job(
         cfg,
         b.name,
         cfg.target_n_params,
-        b.d_over_sqrt_n,
+        b.d_over_sqrt_n_at(cfg.run.model.n_layers),
         b.r_mlp_attn,
         b.gqa_group,
         cfg.out_dir / FINAL_DIR,

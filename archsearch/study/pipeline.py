@@ -16,7 +16,10 @@ fits, the search and the report are cheap and are recomputed on every run from t
 
 from __future__ import annotations
 
+import multiprocessing
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 from archsearch.arch import ArchSpec
@@ -78,14 +81,49 @@ class Fits:
     excluded: list[str]
 
 
-def train_stage(jobs: list[Job], log: Log, stage: str) -> list[RunRecord]:
-    """Train each job in turn; finished jobs return their record at once."""
-    records = []
-    for i, job in enumerate(jobs, 1):
-        done = (job.run_dir / RECORD_FILE).exists()
-        log(f"[{stage} {i}/{len(jobs)}] {job.name}" + (" (done, skipped)" if done else ""))
-        records.append(train_job(job))
-    return records
+def _cost(job: Job) -> float:
+    """A job's training work, N x D (the 6ND of training FLOPs, up to the constant)."""
+    return job.n_params * job.run.budget.train_tokens_at(job.n_params)
+
+
+def train_stage(jobs: list[Job], log: Log, stage: str, workers: int = 1) -> list[RunRecord]:
+    """Train the jobs, ``workers`` at a time (one process each), costliest first so the last
+    to finish are short; finished jobs return their record at once. Each finished job logs
+    its wall time and an ETA for the rest, from the work (N x D) done so far.
+    """
+    todo = [job for job in jobs if not (job.run_dir / RECORD_FILE).exists()]
+    if len(todo) < len(jobs):
+        log(f"[{stage}] {len(jobs) - len(todo)} of {len(jobs)} jobs done before, skipped")
+    todo.sort(key=_cost, reverse=True)
+    total, done_cost, start = sum(map(_cost, todo)), 0.0, time.perf_counter()
+    if todo:
+        log(f"[{stage}] training {len(todo)} jobs, {workers} at a time")
+
+    def finished(i: int, job: Job, job_s: float) -> None:
+        nonlocal done_cost
+        done_cost += _cost(job)
+        elapsed = time.perf_counter() - start
+        eta = elapsed * (total - done_cost) / done_cost
+        log(
+            f"[{stage} {i}/{len(todo)}] {job.name} trained in {job_s:.0f} s; ETA {eta / 60:.0f} min"
+        )
+
+    if workers > 1 and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")  # a fresh torch per worker
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            futures = {pool.submit(_timed_train, job): job for job in todo}
+            for i, future in enumerate(as_completed(futures), 1):
+                finished(i, futures[future], future.result()[1])
+    else:
+        for i, job in enumerate(todo, 1):
+            finished(i, job, _timed_train(job)[1])
+    return [train_job(job) for job in jobs]
+
+
+def _timed_train(job: Job) -> tuple[str, float]:
+    start = time.perf_counter()
+    train_job(job)
+    return job.name, time.perf_counter() - start
 
 
 def throughput_stage(

@@ -13,7 +13,7 @@ from typing import Any
 
 from archsearch.records import write_json_atomic
 from archsearch.study.config import StudyConfig
-from archsearch.study.jobs import sweep_jobs
+from archsearch.study.jobs import check_jobs, sweep_jobs
 from archsearch.study.picks import search_stage
 from archsearch.study.pipeline import Log, fit_stage, throughput_stage, train_stage
 
@@ -34,15 +34,17 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
         return out
 
     jobs, skipped = sweep_jobs(cfg)
-    for note in skipped:
+    checks, checks_skipped = check_jobs(cfg)
+    for note in skipped + checks_skipped:
         log(f"skipped {note}")
-    records = timed("1 train sweep", train_stage, jobs, log, "sweep")
+    every = timed("1 train sweep", train_stage, jobs + checks, log, "sweep", cfg.workers)
+    records, check_records = every[: len(jobs)], every[len(jobs) :]
     sweep = timed("2 throughput", throughput_stage, cfg, jobs, records, log, "sweep")
     fits = timed("3 fit", fit_stage, cfg, log)
     picks = timed("4 search", search_stage, cfg, fits, records, log)
     for name, roles in picks.roles.items():
         log(f"[final] {name}: {', '.join(roles)}")
-    final_records = timed("5 train finals", train_stage, picks.jobs, log, "final")
+    final_records = timed("5 train finals", train_stage, picks.jobs, log, "final", cfg.workers)
     finals = timed(
         "5 throughput finals", throughput_stage, cfg, picks.jobs, final_records, log, "final"
     )
