@@ -3,8 +3,12 @@
 Every candidate's decode throughput is measured on this machine (``search/throughput/``, one
 ``throughput.json`` per shape at the search batch size, skipped when present), so the search
 ranks measured figures rather than a CPU roofline dominated by per-step overhead. The law is the
-one fitted on the smaller budgets; L_opt at the target is the best loss observed there, and L_t
-is the law's prediction for the LLaMA-3.2-shaped baseline at the same budget.
+one fitted on the smaller budgets, L_opt at the target is extrapolated from their best losses,
+and L_t (Eq. 4) is the measured loss of the LLaMA-3.2-shaped baseline, trained with the sweep.
+
+The finals: the baseline, the loss-optimal pick, the fastest pick meeting L_t, and the next
+faster GQA group of that pick (Algorithm 1, step 3), which ``gqa_step`` accepts when its
+measured loss is no worse than the pick's.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from archsearch.arch import ArchSpec, train_tokens_for
-from archsearch.records import THROUGHPUT_FILE, RunRecord, write_json_atomic
+from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, RunRecord, write_json_atomic
 from archsearch.search import (
     DecodeSetting,
+    GQASearch,
     SearchResult,
+    Target,
     ThroughputModel,
+    gqa_search,
     measured_losses,
     search,
     space_from_config,
@@ -29,7 +36,7 @@ from archsearch.throughput.hardware import HardwareProfile
 
 SEARCH_DIR = "search"
 SEARCH_FILE = "search.json"
-ROLES = ("baseline", "loss_optimal", "fastest_meeting_target")
+ROLES = ("baseline", "loss_optimal", "fastest_meeting_target", "gqa_step")
 
 
 @dataclass(frozen=True)
@@ -40,12 +47,14 @@ class Picks:
         result: Algorithm 1's result.
         jobs: one job per distinct shape, in ``ROLES`` order; ``roles``: job name -> the roles
             its shape fills (a pick may coincide with another).
+        speed: the throughput model the search ranked with (the GQA step reuses it).
         notes: what could not be picked, and why.
     """
 
     result: SearchResult
     jobs: list[Job]
     roles: dict[str, list[str]]
+    speed: ThroughputModel
     notes: list[str]
 
 
@@ -64,16 +73,26 @@ def baseline_job(cfg: StudyConfig) -> Job:
     )
 
 
-def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], log: Log) -> Picks:
+def search_stage(
+    cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], baseline: RunRecord, log: Log
+) -> Picks:
     """Run Algorithm 1 at the target budget and write ``search/search.json``.
 
     Args:
-        fits: stage 3's laws (the extrapolation law is used).
+        fits: stage 3's laws (the extrapolation law and the extrapolated L_opt are used).
         sweep_records: the sweep's training records (measured losses for the GQA step).
+        baseline: the trained baseline's record (its loss is L_t).
     """
     s, model, n = cfg.search, cfg.run.model, cfg.target_n_params
     base = baseline_job(cfg)
     base_spec = base.spec()
+    target = Target(
+        f"{base.name} (baseline)",
+        baseline.final_val_loss,
+        source="measured",
+        detail=f"{FINAL_DIR}/{base.name}/{RECORD_FILE}",
+        spec=base_spec,
+    )
     tokens = train_tokens_for(n, cfg.grid.tokens_per_param)
     space = space_from_config(
         replace(s.space, d_ff_multiple=model.d_ff_multiple),
@@ -101,17 +120,17 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
         new_tokens=cfg.throughput.new_tokens,
         dtype=dtype,
     )
+    speed = ThroughputModel(setting, records)
     result = search(
         fits.extrapolation,
         space,
         n,
         tokens,
-        ThroughputModel(setting, records),
-        target=base_spec,
-        target_name=f"{base.name} (baseline)",
+        speed,
+        target=target,
         level=s.level,
         l_opt=fits.target_l_opt,
-        measured_loss=measured_losses(sweep_records, tokens),
+        measured_loss=measured_losses([*sweep_records, baseline], tokens),
         extrapolate=s.extrapolate,
     )
     path = cfg.out_dir / SEARCH_DIR / SEARCH_FILE
@@ -124,7 +143,7 @@ def search_stage(cfg: StudyConfig, fits: Fits, sweep_records: list[RunRecord], l
             "throughput_profile": setting.profile.name,
         },
     )
-    return _picks(cfg, result, base, base_spec)
+    return _picks(cfg, result, base, base_spec, speed)
 
 
 def _profile(cfg: StudyConfig) -> tuple[HardwareProfile, str]:
@@ -142,17 +161,25 @@ def _profile(cfg: StudyConfig) -> tuple[HardwareProfile, str]:
     return profile, dtype
 
 
-def _picks(cfg: StudyConfig, result: SearchResult, base: Job, base_spec: ArchSpec) -> Picks:
-    """Final jobs: baseline, loss-optimal pick and the fastest pick meeting the target, one per
-    distinct shape."""
+def _picks(
+    cfg: StudyConfig, result: SearchResult, base: Job, base_spec: ArchSpec, speed: ThroughputModel
+) -> Picks:
+    """Final jobs: baseline, loss-optimal pick, the fastest pick meeting L_t and its next faster
+    GQA group, one job per distinct shape."""
     notes = list(result.notes)
     chosen = {"baseline": base_spec, "loss_optimal": result.loss_optimal.candidate.spec}
-    if result.fastest_meeting_target is not None:
-        chosen["fastest_meeting_target"] = result.gqa.chosen.spec
+    fastest = result.fastest_meeting_target
+    if fastest is not None:
+        chosen["fastest_meeting_target"] = fastest.candidate.spec
+        faster = [
+            c for c in result.gqa.to_train if spec_key(c.spec) != spec_key(fastest.candidate.spec)
+        ]
+        if faster:
+            chosen["gqa_step"] = faster[0].spec
+        else:
+            notes.append("no GQA step: no group of the fastest pick is faster")
     else:
-        notes.append(
-            "no fastest_meeting_target pick: no candidate is predicted to meet the baseline's loss"
-        )
+        notes.append("no fastest_meeting_target pick: no candidate is predicted to meet L_t")
     jobs: dict[tuple[object, ...], Job] = {}
     roles: dict[str, list[str]] = {}
     for role, spec in chosen.items():
@@ -162,4 +189,17 @@ def _picks(cfg: StudyConfig, result: SearchResult, base: Job, base_spec: ArchSpe
             job = base if role == "baseline" else spec_job(cfg, name, spec, cfg.target_n_params)
             jobs[key] = job
         roles.setdefault(jobs[key].name, []).append(role)
-    return Picks(result, list(jobs.values()), roles, notes)
+    return Picks(result, list(jobs.values()), roles, speed, notes)
+
+
+def gqa_step(picks: Picks, records: list[RunRecord]) -> GQASearch | None:
+    """Algorithm 1, step 3, with the finals trained: the fastest pick's GQA groups walked in
+    order of rising throughput, accepted while their measured loss is no worse than the pick's.
+    None when there is no fastest pick."""
+    fastest = picks.result.fastest_meeting_target
+    if fastest is None:
+        return None
+    r = picks.result
+    return gqa_search(
+        fastest.candidate.spec, r.n_params, picks.speed, measured_losses(records, r.train_tokens)
+    )

@@ -1,14 +1,15 @@
 """The study's stages, each a function that skips work already done (imports torch).
 
-1. ``train_stage``: train every job (a finished ``record.json`` is read, not retrained).
+1. ``train_stage``: train every job, ``workers`` at a time (a finished ``record.json`` is read,
+   not retrained): the sweep, the learning-rate and seed checks, and the baseline.
 2. ``throughput_stage``: measure decode throughput beside each record (``throughput.json``).
 3. ``fit_stage``: progressive evaluation of the conditional law (fit on the smaller budgets,
-   predict the next; MSE and Spearman as in arXiv 2510.18245's progressive figure, Fig. 6 in
-   v2), the fit on every budget
-   but the largest (used to predict and search there) and the fit on all budgets.
-4. ``search_stage``: Algorithm 1 at the largest budget against the LLaMA-3.2-shaped baseline.
-5. ``final_jobs`` + stages 1-2: train and measure the baseline and the picks.
-6. ``archsearch.study.report.write_report``.
+   predict the next with L_opt from the training budgets only; MSE and Spearman as in arXiv
+   2510.18245's progressive figure, Fig. 6 in v2), the fit on every budget but the largest
+   (used to predict and search there) and the fit on all budgets.
+4. ``search_stage``: Algorithm 1 at the largest budget, L_t the baseline's measured loss.
+5. ``final_jobs`` + stages 1-2: train and measure the picks; then the GQA step (``gqa_step``).
+6. ``archsearch.study.report.write_report`` from the results in memory.
 
 ``run_study`` chains them. Progress goes to a ``log`` callback (the entry point prints it);
 fits, the search and the report are cheap and are recomputed on every run from the records.
@@ -21,6 +22,9 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from archsearch.arch import ArchSpec
 from archsearch.law import (
@@ -33,7 +37,7 @@ from archsearch.law import (
     progressive,
     write_fit,
 )
-from archsearch.law.evaluate import Step, to_rows
+from archsearch.law.evaluate import Step, to_rows, training_l_opt
 from archsearch.law.fit import filter_r_for
 from archsearch.records import (
     RECORD_FILE,
@@ -64,20 +68,32 @@ class Fits:
     """Stage 3's results.
 
     Attributes:
-        data: every sweep row, ``l_opt`` set to the best observed loss of its (N, D) group.
-        steps: progressive evaluation, one step per held-out budget.
+        data: every sweep row in the law's r range, ``l_opt`` the best observed loss of its
+            (N, D) group (what the fits use in sample).
+        predictions: the same rows with the largest budget's ``l_opt`` extrapolated from the
+            smaller budgets (``target_l_opt``): what the extrapolation law predicts from.
+        steps: progressive evaluation, one step per held-out budget, L_opt from the training
+            scales only.
         extrapolation: the law fitted on every budget but the largest (predicts and searches).
         full: the law fitted on every budget.
-        target_scale: the largest budget's scale label; ``target_l_opt``: its best observed loss.
+        target_scale: the largest budget's scale label.
+        target_l_opt: L_opt there from the smaller budgets' best losses
+            (``law.evaluate.training_l_opt``), how in ``target_l_opt_note``;
+            ``target_best_observed``: the best loss observed there (for comparison only).
+        held_out: one row per run at the largest budget (observed beside predicted).
         excluded: runs left out of every fit by the law's r range (the paper's 0.5 <= r <= 5).
     """
 
     data: LawData
+    predictions: LawData
     steps: list[Step]
     extrapolation: FitResult
     full: FitResult
     target_scale: str
     target_l_opt: float
+    target_l_opt_note: str
+    target_best_observed: float
+    held_out: list[dict[str, Any]]
     excluded: list[str]
 
 
@@ -146,9 +162,8 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     """Fit the law on the sweep's records and write ``fit/`` (fit JSONs and per-row predictions).
 
     Rows outside the law's r range are dropped first, as ``fit_law`` and ``progressive`` do.
-
-    The largest budget's L_opt is its own best observed loss (the paper's practice, and what the
-    progressive evaluation uses), so only the architecture factors are extrapolated.
+    The largest budget is predicted without looking at it: its L_opt is extrapolated from the
+    smaller budgets' best losses, as in the progressive evaluation.
     """
     law = cfg.law
     settings = law.fit_settings()
@@ -159,33 +174,54 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     data = raw.with_l_opt(make_l_opt(raw, "best_observed")(raw))
     target = data.scales()[-1]
     log(f"[fit] {len(data)} runs at budgets {', '.join(data.scales())}; held out: {target}")
-    steps = progressive(raw, law.form, "best_observed_peeking", **settings)
+    steps = progressive(raw, law.form, "training_scales", **settings)
     boot = dict(n_bootstrap=law.n_bootstrap, seed=law.seed, source=str(sweep_dir))
-    extrapolation = fit_law(raw.select(raw.scale != target), law.form, **settings, **boot)
+    train_rows = raw.select(raw.scale != target)
+    extrapolation = fit_law(train_rows, law.form, **settings, **boot)
     full = fit_law(raw, law.form, **settings, **boot)
     fit_dir = cfg.out_dir / FIT_DIR
     write_fit(fit_dir / "extrapolation.json", extrapolation, to_rows(steps))
     write_fit(fit_dir / "full.json", full, to_rows(steps))
-    target_l_opt = float(data.l_opt[data.scale == target][0])
-    predicted = extrapolation.predict_data(data)
+    l_opt_model, l_opt_note = training_l_opt(train_rows)
+    held = data.scale == target
+    predictions = data.with_l_opt(np.where(held, l_opt_model(data), data.l_opt))
+    predicted = extrapolation.predict_data(predictions)
     rows = [
         {
             "run_id": str(data.run_id[i]),
             "scale": str(data.scale[i]),
-            "held_out": bool(data.scale[i] == target),
+            "held_out": bool(held[i]),
             "x": float(data.x[i]),
             "r": float(data.r[i]),
-            "l_opt": float(data.l_opt[i]),
+            "l_opt": float(predictions.l_opt[i]),
             "observed": float(data.loss[i]),
             "predicted": float(predicted[i]),
+            "record": f"{FIT_DIR}/{PREDICTIONS_FILE}",
         }
         for i in range(len(data))
     ]
     write_json_atomic(
         fit_dir / PREDICTIONS_FILE,
-        {"fit": "extrapolation.json", "rows": rows, "excluded_by_r_range": excluded},
+        {
+            "fit": "extrapolation.json",
+            "target_l_opt": l_opt_note,
+            "rows": rows,
+            "excluded_by_r_range": excluded,
+        },
     )
     for step in steps:
         fitted = "+".join(step.train)
         log(f"[fit] {fitted} -> {step.test}: MSE {step.mse:.2e}, rho {step.spearman:.2f}")
-    return Fits(data, steps, extrapolation, full, target, target_l_opt, excluded)
+    return Fits(
+        data=data,
+        predictions=predictions,
+        steps=steps,
+        extrapolation=extrapolation,
+        full=full,
+        target_scale=target,
+        target_l_opt=float(predictions.l_opt[held][0]),
+        target_l_opt_note=l_opt_note,
+        target_best_observed=float(data.l_opt[held][0]),
+        held_out=[row for row in rows if row["held_out"]],
+        excluded=excluded,
+    )

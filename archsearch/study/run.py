@@ -14,7 +14,7 @@ from typing import Any
 from archsearch.records import write_json_atomic
 from archsearch.study.config import StudyConfig
 from archsearch.study.jobs import check_jobs, sweep_jobs
-from archsearch.study.picks import search_stage
+from archsearch.study.picks import baseline_job, gqa_step, search_stage
 from archsearch.study.pipeline import Log, fit_stage, throughput_stage, train_stage
 
 TIMINGS_FILE = "timings.json"
@@ -35,20 +35,32 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
 
     jobs, skipped = sweep_jobs(cfg)
     checks, checks_skipped = check_jobs(cfg)
+    base = baseline_job(cfg)
     for note in skipped + checks_skipped:
         log(f"skipped {note}")
-    every = timed("1 train sweep", train_stage, jobs + checks, log, "sweep", cfg.workers)
-    records, check_records = every[: len(jobs)], every[len(jobs) :]
+    every = timed("1 train sweep", train_stage, [*jobs, *checks, base], log, "sweep", cfg.workers)
+    records, check_records, baseline = every[: len(jobs)], every[len(jobs) : -1], every[-1]
     sweep = timed("2 throughput", throughput_stage, cfg, jobs, records, log, "sweep")
     fits = timed("3 fit", fit_stage, cfg, log)
-    picks = timed("4 search", search_stage, cfg, fits, records, log)
+    picks = timed("4 search", search_stage, cfg, fits, records, baseline, log)
     for name, roles in picks.roles.items():
         log(f"[final] {name}: {', '.join(roles)}")
     final_records = timed("5 train finals", train_stage, picks.jobs, log, "final", cfg.workers)
     finals = timed(
         "5 throughput finals", throughput_stage, cfg, picks.jobs, final_records, log, "final"
     )
-    result = StudyResult(cfg, sweep, skipped, fits, picks, finals, timings)
+    gqa = gqa_step(picks, [*records, *final_records])
+    result = StudyResult(
+        cfg=cfg,
+        sweep=sweep,
+        skipped=skipped + checks_skipped,
+        checks=list(zip(checks, check_records, strict=True)),
+        fits=fits,
+        picks=picks,
+        gqa=gqa,
+        finals=finals,
+        timings=timings,
+    )
     report = timed("6 report", write_report, result)
     if cfg.run.tracker.kind == "wandb":
         from archsearch.track.results import log_study
