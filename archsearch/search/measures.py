@@ -62,8 +62,8 @@ class ThroughputModel:
     size equal the setting's; the median over its timed repeats is used, by ``measure``:
 
     - ``"auto"`` (default): ``"cpu_time_median"`` when every matching batch has process CPU
-      times (CPU measurements), else ``"wall_median"`` (GPUs, vLLM, or CPU records written before
-      CPU times were recorded: then all shapes are ranked by wall clock, with a note).
+      times (CPU measurements), else ``"wall_median"`` (GPUs, vLLM; with a note when a CPU record
+      is among them, e.g. one written before CPU times were recorded).
     - ``"cpu_time_median"``: tokens/s over process CPU time (blind to other processes sharing the
       cores, so the ranking does not change with load); every matching record must have them.
     - ``"wall_median"``: tokens/s over wall-clock time.
@@ -83,6 +83,7 @@ class ThroughputModel:
             raise ValueError(f"throughput measure {measure!r}; choose auto or one of {MEASURES}")
         self.setting = setting
         matched: dict[SpecKey, BatchThroughput] = {}
+        on_cpu = False
         for rec in records:
             if (rec.prompt_tokens, rec.new_tokens, rec.dtype) != (
                 setting.prompt_tokens,
@@ -93,15 +94,16 @@ class ThroughputModel:
             for batch in rec.batches:
                 if batch.batch_size == setting.batch_size:
                     matched[spec_key(ArchSpec.from_dict(rec.arch))] = batch
+                    on_cpu |= rec.device == "cpu"
         without_cpu = sum(b.cpu_time_tokens_per_s is None for b in matched.values())
         self.notes: list[str] = []
         if measure == "auto":
             measure = CPU_TIME_MEDIAN if matched and not without_cpu else WALL_MEDIAN
-            if 0 < without_cpu < len(matched):
+            if without_cpu and on_cpu:
                 self.notes.append(
                     f"{without_cpu} of {len(matched)} measured shapes have no CPU-time figures "
-                    "(older records): every measured shape is ranked by wall clock, which "
-                    "changes with machine load"
+                    "(GPU records, or CPU records older than throughput schema 2): every measured "
+                    "shape is ranked by wall clock, which changes with the machine's load"
                 )
         elif measure == CPU_TIME_MEDIAN and without_cpu:
             raise ValueError(

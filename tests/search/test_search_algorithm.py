@@ -192,6 +192,10 @@ def test_cpu_measurements_rank_by_cpu_time_not_wall_clock():
     result, pick = fastest([on_cpu[0], on_gpu[1]])  # one record without CPU times: all by wall
     assert pick.candidate.spec == narrow and result.throughput_measure == "wall_median"
     assert any("1 of 2 measured shapes have no CPU-time figures" in n for n in result.notes)
+    old_cpu = [_throughput_record(s, wall[s], None, "cpu") for s in (narrow, wide)]
+    result, pick = fastest(old_cpu)  # CPU records without CPU times (schema 1): wall, said so
+    assert pick.candidate.spec == narrow and result.throughput_measure == "wall_median"
+    assert any("2 of 2 measured shapes have no CPU-time figures" in n for n in result.notes)
     assert fastest([])[0].throughput_measure is None
 
 
