@@ -2,7 +2,10 @@
 
 Written by ``python -m archsearch.throughput`` beside a training run's ``record.json`` or on its
 own. Throughput is generated tokens per second of the generation phase, ``B * T_out / decode_s``,
-per timed repeat; the median and the min/max over repeats are stored with the raw times.
+per timed repeat; the median and the min/max over repeats are stored with the raw times. Two
+measures: wall clock (every device), and on CPU the process's CPU time (``decode_cpu_s``), which
+other processes sharing the cores do not inflate. Schema 2 added the CPU-time fields; a schema-1
+record loads with them None.
 """
 
 from __future__ import annotations
@@ -24,7 +27,10 @@ from archsearch.records.io import (
 )
 
 THROUGHPUT_FILE = "throughput.json"
-THROUGHPUT_SCHEMA_VERSION = 1
+THROUGHPUT_SCHEMA_VERSION = 2
+WALL_MEDIAN = "wall_median"
+CPU_TIME_MEDIAN = "cpu_time_median"
+MEASURES = (WALL_MEDIAN, CPU_TIME_MEDIAN)
 
 
 def _positive(value: Any) -> bool:
@@ -36,17 +42,27 @@ def _positive(value: Any) -> bool:
     )
 
 
+def _rates(generated: int, seconds: list[float]) -> tuple[float, float, float]:
+    """Median, min and max over repeats of ``generated / seconds``."""
+    rates = [generated / s for s in seconds]
+    return statistics.median(rates), min(rates), max(rates)
+
+
 @dataclass
 class BatchThroughput:
     """Measurements at one batch size B (times in seconds, throughputs in tokens/s).
 
     Attributes:
-        tokens_per_s: median over repeats of ``B * T_out / decode_s``.
+        tokens_per_s: median over repeats of ``B * T_out / decode_s`` (wall clock).
         tokens_per_s_min: slowest repeat; ``tokens_per_s_max``: fastest.
         end_to_end_tokens_per_s: median of ``B * T_out / (prefill_s + decode_s)``.
         prefill_s, decode_s: per-repeat wall times of prefill and generation.
         roofline_tokens_per_s: the roofline's decode prediction on this device (or null).
         roofline_fraction: ``tokens_per_s / roofline_tokens_per_s``.
+        prefill_cpu_s, decode_cpu_s: per-repeat process CPU times of the same phases (CPU only;
+            null on GPUs and in schema-1 records).
+        cpu_time_tokens_per_s: median over repeats of ``B * T_out / decode_cpu_s``;
+            ``cpu_time_tokens_per_s_min``/``_max``: slowest and fastest repeat (null with them).
     """
 
     batch_size: int
@@ -59,6 +75,11 @@ class BatchThroughput:
     roofline_tokens_per_s: float | None = None
     roofline_end_to_end_tokens_per_s: float | None = None
     roofline_fraction: float | None = None
+    prefill_cpu_s: list[float] | None = None
+    decode_cpu_s: list[float] | None = None
+    cpu_time_tokens_per_s: float | None = None
+    cpu_time_tokens_per_s_min: float | None = None
+    cpu_time_tokens_per_s_max: float | None = None
 
     @classmethod
     def from_times(
@@ -69,40 +90,77 @@ class BatchThroughput:
         decode_s: list[float],
         roofline_tokens_per_s: float | None = None,
         roofline_end_to_end_tokens_per_s: float | None = None,
+        prefill_cpu_s: list[float] | None = None,
+        decode_cpu_s: list[float] | None = None,
     ) -> BatchThroughput:
-        """Summarise per-repeat times of generating ``new_tokens`` (T_out) for B rows."""
+        """Summarise per-repeat times of generating ``new_tokens`` (T_out) for B rows: wall
+        times, and process CPU times where measured (both lists or neither)."""
         generated = batch_size * new_tokens
-        rates = [generated / s for s in decode_s]
+        median, low, high = _rates(generated, decode_s)
         end_to_end = [generated / (p + d) for p, d in zip(prefill_s, decode_s, strict=True)]
-        median = statistics.median(rates)
+        cpu = _rates(generated, decode_cpu_s) if decode_cpu_s is not None else (None, None, None)
         return cls(
             batch_size=batch_size,
             tokens_per_s=median,
-            tokens_per_s_min=min(rates),
-            tokens_per_s_max=max(rates),
+            tokens_per_s_min=low,
+            tokens_per_s_max=high,
             end_to_end_tokens_per_s=statistics.median(end_to_end),
             prefill_s=list(prefill_s),
             decode_s=list(decode_s),
             roofline_tokens_per_s=roofline_tokens_per_s,
             roofline_end_to_end_tokens_per_s=roofline_end_to_end_tokens_per_s,
             roofline_fraction=median / roofline_tokens_per_s if roofline_tokens_per_s else None,
+            prefill_cpu_s=None if prefill_cpu_s is None else list(prefill_cpu_s),
+            decode_cpu_s=None if decode_cpu_s is None else list(decode_cpu_s),
+            cpu_time_tokens_per_s=cpu[0],
+            cpu_time_tokens_per_s_min=cpu[1],
+            cpu_time_tokens_per_s_max=cpu[2],
         )
+
+    def rates(self, measure: str) -> tuple[float, float, float] | None:
+        """(median, min, max) decode tokens/s over repeats by ``measure`` (one of ``MEASURES``:
+        wall clock or process CPU time); None where that measure was not recorded."""
+        if measure not in MEASURES:
+            raise ValueError(f"throughput measure {measure!r}; choose one of {MEASURES}")
+        prefix = "tokens_per_s" if measure == WALL_MEDIAN else "cpu_time_tokens_per_s"
+        median = getattr(self, prefix)
+        if median is None:
+            return None
+        return median, getattr(self, f"{prefix}_min"), getattr(self, f"{prefix}_max")
 
     def validate(self, where: str, repeats: int) -> None:
         """Raise RecordError naming the first bad field (``where`` prefixes the field name)."""
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise RecordError(f"{where}.batch_size must be a positive integer: {self.batch_size}")
-        for name in ("tokens_per_s", "tokens_per_s_min", "tokens_per_s_max"):
-            if not _positive(getattr(self, name)):
-                raise RecordError(f"{where}.{name} must be positive: {getattr(self, name)!r}")
-        if not self.tokens_per_s_min <= self.tokens_per_s <= self.tokens_per_s_max:
-            raise RecordError(f"{where}.tokens_per_s must lie within tokens_per_s_min/max")
-        for name in ("prefill_s", "decode_s"):
-            times = getattr(self, name)
-            if not isinstance(times, list) or len(times) != repeats:
-                raise RecordError(f"{where}.{name} must list one time per repeat ({repeats})")
-            if not all(_positive(t) or (name == "prefill_s" and t == 0) for t in times):
-                raise RecordError(f"{where}.{name} must hold positive seconds: {times}")
+        cpu = [
+            "prefill_cpu_s",
+            "decode_cpu_s",
+            "cpu_time_tokens_per_s",
+            "cpu_time_tokens_per_s_min",
+            "cpu_time_tokens_per_s_max",
+        ]
+        if len({getattr(self, name) is None for name in cpu}) > 1:
+            raise RecordError(f"{where}: the CPU-time fields {cpu} must be all null or all set")
+        timed = [("", "prefill_s", "decode_s")]
+        if self.decode_cpu_s is not None:
+            timed.append(("cpu_time_", "prefill_cpu_s", "decode_cpu_s"))
+        for prefix, prefill, decode in timed:
+            rate = f"{prefix}tokens_per_s"
+            for name in (rate, f"{rate}_min", f"{rate}_max"):
+                if not _positive(getattr(self, name)):
+                    raise RecordError(f"{where}.{name} must be positive: {getattr(self, name)!r}")
+            if (
+                not getattr(self, f"{rate}_min")
+                <= getattr(self, rate)
+                <= getattr(self, f"{rate}_max")
+            ):
+                raise RecordError(f"{where}.{rate} must lie within {rate}_min/max")
+            for name in (prefill, decode):
+                times = getattr(self, name)
+                if not isinstance(times, list) or len(times) != repeats:
+                    raise RecordError(f"{where}.{name} must list one time per repeat ({repeats})")
+                if not all(_positive(t) or (name == prefill and t == 0) for t in times):
+                    raise RecordError(f"{where}.{name} must hold positive seconds: {times}")
         if not _positive(self.end_to_end_tokens_per_s):
             raise RecordError(f"{where}.end_to_end_tokens_per_s must be positive")
         for name in ("roofline_tokens_per_s", "roofline_end_to_end_tokens_per_s"):

@@ -9,7 +9,8 @@ Public API:
   n_layers, head_dim, vocab_size, d_models, r_values, gqa_groups, ...)``, ``d_model_grid``,
   ``r_grid``, ``Candidate``, ``candidate_for(spec, n_params)``, ``model_fields(spec)``.
 - Measures: ``DecodeSetting(profile, batch_size, prompt_tokens, new_tokens, dtype)``,
-  ``ThroughputModel(setting, throughput_records)`` (roofline or measured tokens/s),
+  ``ThroughputModel(setting, throughput_records, measure="auto")`` (roofline or measured
+  tokens/s; CPU measurements ranked by process CPU time),
   ``measured_losses(run_records, train_tokens)``.
 - Algorithm 1: ``search(law, space, n_params, train_tokens, speed, target=..., extrapolate=False,
   ...) -> SearchResult`` (``fastest_meeting_target``, ``loss_optimal``, ``front``, ``gqa``,

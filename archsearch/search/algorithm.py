@@ -5,7 +5,8 @@
 2. Every candidate of the ``SearchSpace`` gets the conditional law's predicted loss (Eq. 3) at the
    budget N and D with its own x and r, a bootstrap interval, and a throughput: the roofline
    estimate (``archsearch.throughput.roofline``) or a measured ``throughput.json`` of the same
-   shape and protocol. The pick maximises throughput subject to ``loss <= L_t``.
+   shape and protocol (on CPU, tokens/s over process CPU time, which machine load does not
+   change: ``ThroughputModel``). The pick maximises throughput subject to ``loss <= L_t``.
 3. Local GQA search on the pick (``gqa_search``): the law has no GQA term, so groups are judged on
    measured losses of trained variants, or listed as the runs to train next.
 4. The loss-optimal pick (``loss_optimal``; the paper's Panda models are such picks), the
@@ -139,7 +140,9 @@ class GQASearch:
 class SearchResult:
     """Everything Algorithm 1 found at one budget (see the module docstring); ``law`` is the law
     as evaluated, with the L_opt named by ``l_opt_note``; ``domain`` the x and r ranges scored
-    as predictions (``search_domain``); ``extrapolate`` whether shapes outside were scored."""
+    as predictions (``search_domain``); ``extrapolate`` whether shapes outside were scored;
+    ``throughput_measure`` what ranked the measured shapes (``ThroughputModel.measure``:
+    ``"cpu_time_median"``, ``"wall_median"``, or None when no shape was measured)."""
 
     scored: list[Scored]
     fastest_meeting_target: Scored | None
@@ -158,6 +161,7 @@ class SearchResult:
     law: FitResult
     domain: dict[str, list[float]] = field(default_factory=dict)
     extrapolate: bool = False
+    throughput_measure: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -168,6 +172,7 @@ class SearchResult:
             "n_params": self.n_params,
             "train_tokens": self.train_tokens,
             "setting": {**asdict(self.setting), "profile": self.setting.profile.to_dict()},
+            "throughput_measure": self.throughput_measure,
             "constraint_quantile": self.constraint_quantile,
             "level": self.level,
             "l_opt": self.l_opt_note,
@@ -418,6 +423,7 @@ def search(
     settings = (goal, constraint_quantile, level, domain)
     scored, notes = keep_positive(score(law, n_params, train_tokens, candidates, speed, *settings))
     notes += domain_notes(law, domain, space, candidates, n_params, train_tokens, extrapolate)
+    notes += speed.notes
     if goal is not None and goal.spec is not None:
         reference = [candidate_for(goal.spec, n_params)]
         goal.scored = score(law, n_params, train_tokens, reference, speed, *settings)[0]
@@ -452,5 +458,6 @@ def search(
         law=law,
         domain=domain,
         extrapolate=extrapolate,
+        throughput_measure=speed.measure,
         notes=notes,
     )

@@ -104,7 +104,8 @@ def format_table(result: SearchResult, max_front: int = 12) -> str:
     domain = ", ".join(f"{k} [{a:.4g}, {b:.4g}]" for k, (a, b) in result.domain.items())
     lines = [
         f"budget N = {result.n_params:,}, D = {result.train_tokens:,}; throughput: "
-        f"{result.setting.describe()}; L_opt: {result.l_opt_note}",
+        f"{result.setting.describe()}, measured by {result.throughput_measure or 'none'}; "
+        f"L_opt: {result.l_opt_note}",
         f"law domain: {domain}"
         + ("; extrapolating ('*': outside it)" if result.extrapolate else "; shapes inside only"),
         f"{len(result.scored)} shapes ({result.n_grid_points} grid points, {result.n_infeasible}"

@@ -4,16 +4,20 @@ Protocol (DESIGN.md section 2): B prompts of T_in random tokens; the first ``T_i
 prefilled (in row chunks of at most ``prefill_chunk_tokens`` tokens), then exactly T_out greedy
 decode steps each produce one generated token (step j feeds position ``T_in - 1 + j``, the prompt's
 last token first). Prefill and generation are timed separately with device synchronisation; a
-warm-up precedes the timed repeats. Step modes: "none" (eager, exact-length attention), "cuda_graph"
-(static shapes, the whole step replayed as one CUDA graph) and "compile" (``torch.compile`` of the
-step, captured in a CUDA graph on CUDA).
+warm-up precedes the timed repeats. Each phase is timed by the wall clock and, on CPU, also by the
+process's CPU time (``time.process_time``): blind to time spent waiting while other processes hold
+the cores (not to their sharing of caches and memory bandwidth), so it ranks shapes the same on a
+loaded machine; with one intra-op thread it is the work of the step. Step modes: "none" (eager,
+exact-length attention), "cuda_graph" (static shapes, the whole step replayed as one CUDA graph)
+and "compile" (``torch.compile`` of the step, captured in a CUDA graph on CUDA).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, TypeVar
 
 import torch
 
@@ -26,15 +30,27 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 STEP_MODES = ("none", "cuda_graph", "compile")
 
 Step = Callable[[torch.Tensor, int], torch.Tensor]
+Clock = Callable[[], float]
+T = TypeVar("T")
+
+
+class Lap(NamedTuple):
+    """Seconds one phase took: wall clock, and the process's CPU time."""
+
+    wall_s: float
+    cpu_s: float
 
 
 @dataclass(frozen=True)
 class BatchTiming:
-    """Wall times of the timed repeats at one batch size, in seconds."""
+    """Times of the timed repeats at one batch size, in seconds: wall clock, and on CPU the
+    process's CPU time (None where it means nothing: GPUs, vLLM)."""
 
     batch_size: int
     prefill_s: list[float]
     decode_s: list[float]
+    prefill_cpu_s: list[float] | None = None
+    decode_cpu_s: list[float] | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -68,6 +84,17 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued device work so that wall-clock timing is honest."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def timed(
+    device: torch.device, work: Callable[[], T], clocks: Sequence[Clock]
+) -> tuple[T, list[float]]:
+    """``work()`` between device synchronisations; its result and the seconds each clock saw."""
+    synchronize(device)
+    starts = [clock() for clock in clocks]
+    result = work()
+    synchronize(device)
+    return result, [clock() - start for clock, start in zip(clocks, starts, strict=True)]
 
 
 def build_model(spec: ArchSpec, device: torch.device, dtype: str, seed: int) -> Transformer:
@@ -159,26 +186,34 @@ class Decoder:
             rows = slice(row, row + self.rows_per_chunk)
             self.model(prompts[rows, :-1], self.cache.rows(rows), 0, last_logits_only=True)
 
-    def run(self, prompts: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    def run(self, prompts: torch.Tensor) -> tuple[torch.Tensor, Lap, Lap]:
         """Prefill then generate exactly T_out tokens per row.
 
         Args:
             prompts: (B, T_in) token ids on the model's device.
 
         Returns:
-            (generated (B, T_out) token ids, prefill seconds, generation seconds), wall clock.
+            (generated (B, T_out) token ids, prefill Lap, generation Lap): wall and process CPU
+            seconds of each phase.
         """
+        clocks = (time.perf_counter, time.process_time)
         with torch.inference_mode():
-            synchronize(self.device)
-            start = time.perf_counter()
-            self.prefill(prompts)
-            synchronize(self.device)
-            prefill_s = time.perf_counter() - start
-        generated, decode_s = self.generate(prompts[:, -1:])
-        return generated, prefill_s, decode_s
+            _, prefill = timed(self.device, lambda: self.prefill(prompts), clocks)
+            generated, decode = timed(
+                self.device, lambda: self.decode_steps(prompts[:, -1:]), clocks
+            )
+        return generated, Lap(*prefill), Lap(*decode)
+
+    def decode_steps(self, last: torch.Tensor) -> torch.Tensor:
+        """The T_out greedy steps after a prefill, from the prompts' last tokens ``last`` (B, 1);
+        returns the generated (B, T_out) token ids."""
+        tokens = [last]
+        for pos in range(self.prompt_tokens - 1, self.prompt_tokens - 1 + self.new_tokens):
+            tokens.append(self.step(tokens[-1], pos))
+        return torch.cat(tokens[1:], dim=1)
 
     def generate(
-        self, last: torch.Tensor, clock: Callable[[], float] = time.perf_counter
+        self, last: torch.Tensor, clock: Clock = time.perf_counter
     ) -> tuple[torch.Tensor, float]:
         """The T_out decode steps after a prefill (repeatable: each run rewrites the same
         positions of the cache).
@@ -192,14 +227,8 @@ class Decoder:
             (generated (B, T_out) token ids, generation seconds).
         """
         with torch.inference_mode():
-            synchronize(self.device)
-            start = clock()
-            tokens = [last]
-            for pos in range(self.prompt_tokens - 1, self.prompt_tokens - 1 + self.new_tokens):
-                tokens.append(self.step(tokens[-1], pos))
-            generated = torch.cat(tokens[1:], dim=1)
-            synchronize(self.device)
-            return generated, clock() - start
+            generated, (seconds,) = timed(self.device, lambda: self.decode_steps(last), (clock,))
+        return generated, seconds
 
 
 def check_memory(
@@ -233,7 +262,7 @@ def measure_decode(
         mode: one of ``STEP_MODES``.
 
     Returns:
-        One BatchTiming per batch size, in order.
+        One BatchTiming per batch size, in order; process CPU times on CPU only.
     """
     if cfg.repeats < 1 or cfg.warmup < 0 or cfg.prompt_tokens < 1 or cfg.new_tokens < 1:
         raise ValueError("throughput: repeats, prompt_tokens, new_tokens >= 1 and warmup >= 0")
@@ -251,7 +280,17 @@ def measure_decode(
             model, batch_size, cfg.prompt_tokens, cfg.new_tokens, mode, cfg.prefill_chunk_tokens
         )
         runs = [decoder.run(prompts)[1:] for _ in range(cfg.warmup + cfg.repeats)][cfg.warmup :]
-        timings.append(BatchTiming(batch_size, [r[0] for r in runs], [r[1] for r in runs]))
+        prefill, decode = zip(*runs, strict=True)
+        cpu = device.type == "cpu"
+        timings.append(
+            BatchTiming(
+                batch_size,
+                [lap.wall_s for lap in prefill],
+                [lap.wall_s for lap in decode],
+                [lap.cpu_s for lap in prefill] if cpu else None,
+                [lap.cpu_s for lap in decode] if cpu else None,
+            )
+        )
         del decoder
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -47,11 +47,17 @@ def bound_profile(record: ThroughputRecord) -> HardwareProfile | None:
     return HardwareProfile.from_dict(record.roofline_profile).bound()
 
 
+def _rate(value: float | None, width: int = 10) -> str:
+    return f"{value:{width}.1f}" if value else f"{'-':>{width}}"
+
+
 def format_table(records: list[ThroughputRecord]) -> str:
-    """One row per (shape, batch size): measured median [min, max] tokens/s, the prediction of the
-    record's profile (named per record), measured / predicted, and the roofline bound."""
+    """One row per (shape, batch size): measured median [min, max] tokens/s by wall clock and, on
+    CPU, by process CPU time, the prediction of the record's profile (named per record),
+    measured (wall) / predicted, and the roofline bound."""
     header = (
         f"{'shape':<44} {'B':>5} {'tokens/s':>10} {'min':>10} {'max':>10} "
+        f"{'cpu tok/s':>10} {'cpu min':>10} {'cpu max':>10} "
         f"{'predicted':>10} {'ratio':>6} {'bound':>10}"
     )
     rows = [header, "-" * len(header)]
@@ -59,21 +65,27 @@ def format_table(records: list[ThroughputRecord]) -> str:
         bound = bound_profile(record)
         spec = ArchSpec.from_dict(record.arch)
         for b in record.batches:
-            roof = f"{b.roofline_tokens_per_s:10.1f}" if b.roofline_tokens_per_s else f"{'-':>10}"
             ratio = f"{b.roofline_fraction:6.2f}" if b.roofline_fraction else f"{'-':>6}"
-            ceiling = f"{'-':>10}"
+            ceiling = None
             if bound is not None:
                 ceiling = estimate_decode(
                     spec, bound, b.batch_size, record.prompt_tokens, record.new_tokens, record.dtype
                 ).tokens_per_s
-                ceiling = f"{ceiling:10.1f}"
+            rates = [b.tokens_per_s, b.tokens_per_s_min, b.tokens_per_s_max]
+            rates += [
+                b.cpu_time_tokens_per_s,
+                b.cpu_time_tokens_per_s_min,
+                b.cpu_time_tokens_per_s_max,
+            ]
             rows.append(
-                f"{shape_label(record):<44} {b.batch_size:>5} {b.tokens_per_s:10.1f} "
-                f"{b.tokens_per_s_min:10.1f} {b.tokens_per_s_max:10.1f} {roof} {ratio} {ceiling}"
+                f"{shape_label(record):<44} {b.batch_size:>5} "
+                f"{' '.join(_rate(r) for r in rates)} {_rate(b.roofline_tokens_per_s)} {ratio} "
+                f"{_rate(ceiling)}"
             )
     profiles = sorted({r.roofline_profile["name"] for r in records if r.roofline_profile})
     note = f"predicted: {', '.join(profiles) or 'none'}; bound: no fixed costs, full bandwidth"
-    return "\n".join([*rows, note])
+    cpu = "cpu: process CPU time (blind to other processes sharing the cores; CPU only)"
+    return "\n".join([*rows, note, cpu])
 
 
 def protocol(records: list[ThroughputRecord]) -> str:

@@ -162,6 +162,8 @@ def run_throughput(cfg: ThroughputRunConfig, out_dir: str | Path) -> ThroughputR
                 timing.decode_s,
                 estimate.tokens_per_s if estimate else None,
                 estimate.end_to_end_tokens_per_s if estimate else None,
+                timing.prefill_cpu_s,
+                timing.decode_cpu_s,
             )
         )
     dest = Path(cfg.run_dir) if cfg.run_dir else Path(out_dir)

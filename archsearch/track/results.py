@@ -24,9 +24,10 @@ EVAL_PREFIX = "eval"
 
 
 def throughput_rows(records: list[ThroughputRecord]) -> list[dict[str, Any]]:
-    """One row per (shape, batch size): measured decode tokens/s (median, min, max), end to end,
-    the roofline's predicted tokens/s (the memory/compute floor as a rate) and the fraction of it
-    reached (DESIGN of the roofline: ``archsearch.throughput.roofline``)."""
+    """One row per (shape, batch size): measured decode tokens/s (median, min, max; wall clock and,
+    on CPU, process CPU time), end to end, the roofline's predicted tokens/s (the memory/compute
+    floor as a rate) and the fraction of it reached (DESIGN of the roofline:
+    ``archsearch.throughput.roofline``)."""
     rows = []
     for record in records:
         for b in record.batches:
@@ -43,6 +44,9 @@ def throughput_rows(records: list[ThroughputRecord]) -> list[dict[str, Any]]:
                     "tokens_per_s": b.tokens_per_s,
                     "tokens_per_s_min": b.tokens_per_s_min,
                     "tokens_per_s_max": b.tokens_per_s_max,
+                    "cpu_time_tokens_per_s": b.cpu_time_tokens_per_s,
+                    "cpu_time_tokens_per_s_min": b.cpu_time_tokens_per_s_min,
+                    "cpu_time_tokens_per_s_max": b.cpu_time_tokens_per_s_max,
                     "end_to_end_tokens_per_s": b.end_to_end_tokens_per_s,
                     "predicted_tokens_per_s": b.roofline_tokens_per_s,
                     "fraction_of_floor": b.roofline_fraction,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -131,28 +132,76 @@ def test_pareto_front_unit():
     assert pareto_front(loss, speed) == [4, 2, 0]
 
 
-def _throughput_record(spec, tokens_per_s):
-    batch = BatchThroughput.from_times(64, 1024, [1.0], [64 * 1024 / tokens_per_s])
+def _throughput_record(spec, decode_s, decode_cpu_s=None, device="cuda"):
+    """A measurement at batch 64, T_in 4096, T_out 1024 in bf16: wall seconds of each repeat's
+    generation, and process CPU seconds where given (a CPU measurement)."""
+    prefill_cpu_s = None if decode_cpu_s is None else [0.5] * len(decode_s)
+    batch = BatchThroughput.from_times(
+        64, 1024, [1.0] * len(decode_s), decode_s, None, None, prefill_cpu_s, decode_cpu_s
+    )
     return ThroughputRecord(
-        run_id="m",
+        run_id=spec.name,
         arch=spec.to_dict(),
         counts={},
         prompt_tokens=4096,
         new_tokens=1024,
         batch_sizes=[64],
-        repeats=1,
+        repeats=len(decode_s),
         warmup=0,
         dtype="bf16",
-        device="cuda",
+        device=device,
         backend="torch",
-        step_mode="cuda_graph",
+        step_mode="none" if device == "cpu" else "cuda_graph",
         batches=[batch],
     )
 
 
+def test_cpu_measurements_rank_by_cpu_time_not_wall_clock():
+    """Two shapes whose wall-clock figures (slowed by load) and CPU-time figures disagree: CPU
+    records rank by CPU time, GPU records by wall clock."""
+    space = enumerate_space(LLAMA_N, 16, 64, 128256, [2048, 2560], [1.0], [4], tie_embeddings=True)
+    narrow, wide = (c.spec for c in space.candidates)
+    wall = {narrow: [1.0, 1.1, 1.3], wide: [2.0, 2.2, 2.1]}  # seconds: narrow faster
+    cpu = {narrow: [0.8, 0.9, 0.85], wide: [0.5, 0.55, 0.6]}  # wide faster
+
+    def fastest(records, **kw):
+        model = ThroughputModel(SETTING, records, **kw)
+        result = search(task3_law(), space, LLAMA_N, LLAMA_D, model, target=10.0)
+        return result, result.fastest_meeting_target
+
+    on_cpu = [_throughput_record(s, wall[s], cpu[s], "cpu") for s in (narrow, wide)]
+    result, pick = fastest(on_cpu)
+    assert pick.candidate.spec == wide and result.throughput_measure == "cpu_time_median"
+    assert pick.speed.tokens_per_s == pytest.approx(64 * 1024 / 0.55)  # the median repeat
+    assert (pick.speed.tokens_per_s_min, pick.speed.tokens_per_s_max) == pytest.approx(
+        (64 * 1024 / 0.6, 64 * 1024 / 0.5)
+    )
+    entry = json.loads(json.dumps(result.to_dict()))
+    assert entry["throughput_measure"] == "cpu_time_median"
+    assert {s["speed"]["tokens_per_s_max"] for s in entry["scored"]} == {
+        64 * 1024 / 0.5,
+        64 * 1024 / 0.8,
+    }
+    result, pick = fastest(on_cpu, measure="wall_median")
+    assert pick.candidate.spec == narrow and result.throughput_measure == "wall_median"
+    on_gpu = [_throughput_record(s, wall[s]) for s in (narrow, wide)]
+    result, pick = fastest(on_gpu)
+    assert pick.candidate.spec == narrow and result.throughput_measure == "wall_median"
+    with pytest.raises(ValueError, match="no CPU-time figures"):
+        ThroughputModel(SETTING, on_gpu, measure="cpu_time_median")
+    result, pick = fastest([on_cpu[0], on_gpu[1]])  # one record without CPU times: all by wall
+    assert pick.candidate.spec == narrow and result.throughput_measure == "wall_median"
+    assert any("1 of 2 measured shapes have no CPU-time figures" in n for n in result.notes)
+    old_cpu = [_throughput_record(s, wall[s], None, "cpu") for s in (narrow, wide)]
+    result, pick = fastest(old_cpu)  # CPU records without CPU times (schema 1): wall, said so
+    assert pick.candidate.spec == narrow and result.throughput_measure == "wall_median"
+    assert any("2 of 2 measured shapes have no CPU-time figures" in n for n in result.notes)
+    assert fastest([])[0].throughput_measure is None
+
+
 def test_measured_throughput_and_gqa_early_stop():
     spec = candidate_for(LLAMA, LLAMA_N).spec  # S = 40: groups 1, 3, 4, 7, 9, 19, 39
-    model = ThroughputModel(SETTING, [_throughput_record(spec, 1234.0)])
+    model = ThroughputModel(SETTING, [_throughput_record(spec, [64 * 1024 / 1234.0])])
     assert model(spec).tokens_per_s == 1234.0 and model(spec).source == "measured"
     variants = {v.candidate.gqa_group: v for v in gqa_search(spec, LLAMA_N, model, {}).steps}
     g7 = replace(spec, n_heads=35, n_kv_heads=5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -44,6 +45,13 @@ def test_writes_beside_a_training_run(repo: Path, tmp_path: Path) -> None:
     assert record.arch["d_model"] == 64 and record.dtype == "fp32"
     assert record.roofline_profile is not None  # calibrated on this CPU
     assert all(b.roofline_fraction for b in record.batches)
+    for b in record.batches:  # process CPU time beside the wall clock (CPU)
+        assert b.decode_cpu_s is not None and len(b.decode_cpu_s) == 5
+        assert b.prefill_cpu_s is not None and len(b.prefill_cpu_s) == 5
+        cpu = b.rates("cpu_time_median")
+        assert cpu is not None and all(math.isfinite(v) and v > 0 for v in cpu)
+        assert b.cpu_time_tokens_per_s_min <= b.cpu_time_tokens_per_s <= b.cpu_time_tokens_per_s_max
+    assert "cpu tok/s" in result.stdout
     assert "tokens/s" in result.stdout
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -48,8 +50,8 @@ def test_decoder_generates_exactly_the_greedy_tokens(prompt_tokens: int) -> None
     model = build_model(spec, CPU, "fp32", seed=1)
     prompts = torch.randint(spec.vocab_size, (3, prompt_tokens))
     decoder = Decoder(model, 3, prompt_tokens, 6, "none", prefill_chunk_tokens=8)  # 2-row chunks
-    generated, prefill_s, decode_s = decoder.run(prompts)
-    assert generated.shape == (3, 6) and decode_s > 0 and prefill_s >= 0
+    generated, prefill, decode = decoder.run(prompts)
+    assert generated.shape == (3, 6) and min(decode) > 0 and min(prefill) >= 0
     sequence = prompts
     with torch.inference_mode():
         for _ in range(6):  # greedy without a cache: recompute the whole sequence each time
@@ -64,7 +66,10 @@ def test_measure_decode_protocol_and_memory_limit() -> None:
     cfg = DecodeConfig(prompt_tokens=8, new_tokens=4, batch_sizes=[1, 2], repeats=5, warmup=1)
     timings = measure_decode(spec, cfg, CPU, "fp32", "none")
     assert [t.batch_size for t in timings] == [1, 2]
-    assert all(len(t.decode_s) == 5 and len(t.prefill_s) == 5 for t in timings)
+    for t in timings:  # wall and process CPU seconds of every timed repeat (CPU)
+        assert t.decode_cpu_s is not None and t.prefill_cpu_s is not None
+        for times in (t.prefill_s, t.decode_s, t.prefill_cpu_s, t.decode_cpu_s):
+            assert len(times) == 5 and all(math.isfinite(s) and s > 0 for s in times)
     with pytest.raises(MemoryError, match="max_memory_gb=1e-06"):
         check_memory(spec, 64, 1024, "fp32", 1e-6)
     with pytest.raises(MemoryError, match="batch 2"):
