@@ -192,6 +192,12 @@ def baseline_transfer(cfg: StudyConfig, spec: ArchSpec, x: float, r: float) -> s
     )
 
 
+def _range(bounds: Sequence[float | None] | None, digits: int = 3) -> str:
+    if not bounds:
+        return "[unknown]"
+    return "[" + ", ".join("-" if b is None else f"{b:.{digits}g}" for b in bounds) + "]"
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A trained final: achieved loss, the search's predicted interval, measured decode speed."""
@@ -248,7 +254,7 @@ def criteria(
             ", ".join(f"{k} {v:.3g}" for k, v in coeffs.items())
             + "; "
             + ", ".join(
-                f"{k}* {fit.optimum.get(k, math.nan):.3g} in {ranges[k]}: {inside[k]}"
+                f"{k}* {fit.optimum.get(k, math.nan):.3g} in {_range(ranges[k])}: {inside[k]}"
                 for k in ("x", "r")
             ),
         )
@@ -272,7 +278,7 @@ def criteria(
             "loss-optimal pick inside its interval, no worse than the best sweep shape beyond "
             "2 noise sd",
             None if sd is None else in_interval and gap <= 2 * sd,
-            f"loss {loss_optimal.loss:.4f} in [{loss_optimal.low}, {loss_optimal.high}]: "
+            f"loss {loss_optimal.loss:.4f} in {_range([loss_optimal.low, loss_optimal.high], 4)}: "
             f"{in_interval}; vs best sweep shape `{best_sweep.run}` {best_sweep.loss:.4f}: "
             f"{gap:+.4f}" + (f" = {gap / sd:+.1f} sd" if sd else " (noise not measured)"),
         )

@@ -15,8 +15,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from archsearch.arch import ArchSpec, train_tokens_for
-from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, RunRecord, write_json_atomic
+from archsearch.arch import ArchSpec, gqa_variants, train_tokens_for
+from archsearch.records import (
+    RECORD_FILE,
+    THROUGHPUT_FILE,
+    RunRecord,
+    ThroughputRecord,
+    write_json_atomic,
+)
 from archsearch.search import (
     DecodeSetting,
     GQASearch,
@@ -104,15 +110,8 @@ def search_stage(
         n_params_tolerance=base.run.budget.n_params_tolerance,
     )
     log(f"[search] {len(space.candidates)} candidates at N={n:,} ({space.n_infeasible} infeasible)")
-    shapes = [c.spec for c in space.candidates] + [base_spec]
-    records = []
-    for i, spec in enumerate(shapes, 1):
-        out = cfg.out_dir / SEARCH_DIR / "throughput" / spec.name
-        if not (out / THROUGHPUT_FILE).exists():
-            log(f"[search throughput {i}/{len(shapes)}] {spec.name}")
-        records.append(measure(cfg, spec, out, [s.batch_size]))
+    records = _measure(cfg, [c.spec for c in space.candidates] + [base_spec], log)
     profile, dtype = _profile(cfg)
-    log(f"[search] candidates ranked by measured decode; unmeasured ones by profile {profile.name}")
     setting = DecodeSetting(
         profile=profile,
         batch_size=s.batch_size,
@@ -120,19 +119,28 @@ def search_stage(
         new_tokens=cfg.throughput.new_tokens,
         dtype=dtype,
     )
+
+    def run(speed: ThroughputModel) -> SearchResult:
+        return search(
+            fits.extrapolation,
+            space,
+            n,
+            tokens,
+            speed,
+            target=target,
+            level=s.level,
+            l_opt=fits.target_l_opt,
+            measured_loss=measured_losses([*sweep_records, baseline], tokens),
+            extrapolate=s.extrapolate,
+        )
+
     speed = ThroughputModel(setting, records)
-    result = search(
-        fits.extrapolation,
-        space,
-        n,
-        tokens,
-        speed,
-        target=target,
-        level=s.level,
-        l_opt=fits.target_l_opt,
-        measured_loss=measured_losses([*sweep_records, baseline], tokens),
-        extrapolate=s.extrapolate,
-    )
+    result = run(speed)
+    if result.fastest_meeting_target is not None:  # step 3 compares measured groups too
+        variants = gqa_variants(result.fastest_meeting_target.candidate.spec)
+        speed = ThroughputModel(setting, [*records, *_measure(cfg, variants, log)])
+        result = run(speed)
+    log(f"[search] measured shapes ranked by {speed.measure}; others by profile {profile.name}")
     path = cfg.out_dir / SEARCH_DIR / SEARCH_FILE
     target = result.target.scored if result.target else None
     write_json_atomic(
@@ -144,6 +152,17 @@ def search_stage(
         },
     )
     return _picks(cfg, result, base, base_spec, speed)
+
+
+def _measure(cfg: StudyConfig, shapes: list[ArchSpec], log: Log) -> list[ThroughputRecord]:
+    """Decode throughput of each shape at the search batch (``search/throughput/<shape>/``)."""
+    records = []
+    for i, spec in enumerate(shapes, 1):
+        out = cfg.out_dir / SEARCH_DIR / "throughput" / spec.name
+        if not (out / THROUGHPUT_FILE).exists():
+            log(f"[search throughput {i}/{len(shapes)}] {spec.name}")
+        records.append(measure(cfg, spec, out, [cfg.search.batch_size]))
+    return records
 
 
 def _profile(cfg: StudyConfig) -> tuple[HardwareProfile, str]:

@@ -19,6 +19,7 @@ from typing import Any
 from archsearch.arch import ArchSpec, count_params
 from archsearch.law.plots import plot_predicted_vs_observed, plot_u_curves
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, RunRecord, write_json_atomic
+from archsearch.records.throughput import WALL_MEDIAN
 from archsearch.search import GQASearch, Scored, spec_key
 from archsearch.study import analysis
 from archsearch.study.config import StudyConfig
@@ -71,6 +72,11 @@ class StudyResult:
     finals: list[Trained]
     timings: dict[str, float]
 
+    @property
+    def measure(self) -> str:
+        """The decode measure the search ranked with (``throughput_measure``), used throughout."""
+        return self.picks.speed.measure or WALL_MEDIAN
+
     def runs(self, which: str) -> list[analysis.Run]:
         """The sweep's or the checks' jobs as ``analysis.Run`` (name, N, request, record)."""
         pairs = [(t.job, t.record) for t in self.sweep] if which == "sweep" else list(self.checks)
@@ -116,11 +122,16 @@ def _rel(path: Path, root: Path) -> str:
     return str(Path(path).relative_to(root))
 
 
-def _tokens_per_s(trained: Trained) -> dict[str, float]:
-    return {str(b.batch_size): b.tokens_per_s for b in trained.throughput.batches}
+def _tokens_per_s(trained: Trained, measure: str) -> dict[str, float]:
+    """Decode tokens/s per batch size by ``measure`` (the one the search ranked with)."""
+    out = {}
+    for b in trained.throughput.batches:
+        rates = b.rates(measure)
+        out[str(b.batch_size)] = b.tokens_per_s if rates is None else rates[0]
+    return out
 
 
-def _run_row(trained: Trained, root: Path) -> dict[str, Any]:
+def _run_row(trained: Trained, root: Path, measure: str) -> dict[str, Any]:
     """The numbers of one trained shape, straight from its record and throughput record."""
     rec, arch = trained.record, trained.record.arch
     return {
@@ -139,7 +150,8 @@ def _run_row(trained: Trained, root: Path) -> dict[str, Any]:
         "g": rec.gqa_group,
         "loss": rec.final_val_loss,
         "train_s": rec.wall_time_s,
-        "tokens_per_s": _tokens_per_s(trained),
+        "tokens_per_s": _tokens_per_s(trained, measure),
+        "throughput_measure": measure,
     }
 
 
@@ -164,7 +176,7 @@ def _shape_columns() -> list[Column]:
 
 
 def _sweep_section(result: StudyResult, root: Path) -> tuple[str, list[dict[str, Any]]]:
-    rows = [_run_row(t, root) for t in result.sweep]
+    rows = [_run_row(t, root, result.measure) for t in result.sweep]
     cols = [
         ("run", "run", _s),
         *_shape_columns(),
@@ -181,7 +193,8 @@ def _sweep_section(result: StudyResult, root: Path) -> tuple[str, list[dict[str,
         "paper's N); total adds the embedding (tied with the output layer when "
         f"tie_embeddings={result.cfg.run.model.tie_embeddings}) and the norms. Loss is the final "
         "validation loss (nats/token); decode tokens/s from `throughput.json` beside each "
-        "record.\n\n"
+        f"record, by `{result.measure}` (the measure the search ranked with: on CPU the median "
+        "over repeats of process CPU time, blind to other processes sharing the cores).\n\n"
         + md_table(cols, rows)
         + (f"\n\nRequests whole heads could not reach:{skipped}" if skipped else "")
     )
@@ -264,9 +277,8 @@ def _scored_for(result: StudyResult, arch: dict[str, Any]) -> Scored | None:
     return next((e for e in entries if e and spec_key(e.candidate.spec) == key), None)
 
 
-def _decode(trained: Trained, batch: int) -> float:
-    """Measured decode tokens/s at ``batch``: the load-robust figure."""
-    return _tokens_per_s(trained)[str(batch)]
+def _decode(trained: Trained, batch: int, measure: str) -> float:
+    return _tokens_per_s(trained, measure)[str(batch)]
 
 
 def _final_rows(
@@ -279,7 +291,7 @@ def _final_rows(
     rows = []
     for name, roles in result.picks.roles.items():
         trained = by_name[name]
-        row = _run_row(trained, root)
+        row = _run_row(trained, root, result.measure)
         scored = _scored_for(result, trained.record.arch)
         delta = row["loss"] - base.record.final_val_loss
         for role in roles:
@@ -293,7 +305,12 @@ def _final_rows(
                     "predicted_high": _finite(scored.loss_high) if scored else None,
                     "delta_loss": delta,
                     "delta_sd": delta / noise.sd_diff if noise else None,
-                    "speedup_pct": 100 * (_decode(trained, batch) / _decode(base, batch) - 1),
+                    "speedup_pct": 100
+                    * (
+                        _decode(trained, batch, result.measure)
+                        / _decode(base, batch, result.measure)
+                        - 1
+                    ),
                 }
             )
     order = {role: i for i, role in enumerate(ROLES)}
@@ -392,6 +409,9 @@ def _arms_section(
                 + ("**" if i == a.best else "")
                 for i, p in enumerate(a.points)
             ),
+            "runs": [p.run for p in a.points],
+            "values": [p.value for p in a.points],
+            "losses": [p.loss for p in a.points],
             "best_run": a.points[a.best].run,
             "best_value": a.points[a.best].value,
             "interior": a.interior,
