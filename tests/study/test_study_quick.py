@@ -4,14 +4,12 @@ one in the record file it names; a second run skips every finished job."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from study_helpers import cells as _cells
+from study_helpers import section as _section
 
 from archsearch.arch import ArchSpec
 from archsearch.errors import StateError
@@ -34,50 +32,6 @@ SECTIONS = (
     "Verdict",
 )
 FIGURES = ("u_curves.png", "predicted_vs_observed.png", "pareto.png", "throughput_vs_batch.png")
-
-
-def _run(output_root: Path, repo: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "archsearch.study", "--quick", f"output_root={output_root}"],
-        cwd=repo,
-        env={**os.environ, "PYTHONPATH": str(repo)},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
-
-
-@pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("study")
-    first_log = _run(root, repo)
-    out = root / "cpu_quick"
-    produced = sorted([*out.rglob(RECORD_FILE), *out.rglob(THROUGHPUT_FILE)])
-    mtimes = {p: p.stat().st_mtime_ns for p in produced}
-    second_log = _run(root, repo)
-    return {
-        "out": out,
-        "first_log": first_log,
-        "second_log": second_log,
-        "mtimes": mtimes,
-        "report": json.loads((out / "report" / "report.json").read_text()),
-        "markdown": (out / "report" / "report.md").read_text(),
-    }
-
-
-def _section(markdown: str, title: str) -> str:
-    return markdown.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
-
-
-def _cells(section: str, first_cells: tuple[str, ...]) -> list[str]:
-    """The cells of the table row that begins with ``first_cells``."""
-    for line in section.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if tuple(cells[: len(first_cells)]) == first_cells:
-            return cells
-    raise AssertionError(f"no table row starting {first_cells} in:\n{section}")
 
 
 def test_report_has_every_section_and_figure(study: dict[str, Any]) -> None:
