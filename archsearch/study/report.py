@@ -347,11 +347,12 @@ def _downstream_text(rows: list[dict[str, Any]]) -> str:
         ("eval record", "eval_record", _s),
     ]
     return (
-        "\n\nDownstream accuracy of the same models beside their loss (the paper reports up to "
-        "2.1% higher accuracy than LLaMA-3.2 at equal budget): multiple choice scored by "
+        "\n\nDownstream accuracy of the same models beside their loss (arXiv 2510.18245 reports up "
+        "to 2.1% higher accuracy than LLaMA-3.2 at equal budget): multiple choice scored by "
         "lm-evaluation-harness, offline, from each run's `eval.json` (`python -m "
-        "archsearch.evaluate`). A difference within about twice the stderrs combined "
-        "(sqrt(a^2 + b^2)) is noise.\n\n" + md_table(cols, rows)
+        "archsearch.evaluate`); stderr: the accuracy's standard error, so a difference "
+        "smaller than about 2 sqrt(stderr_a^2 + stderr_b^2) is within noise.\n\n"
+        + md_table(cols, rows)
     )
 
 
