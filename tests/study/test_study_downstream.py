@@ -123,3 +123,14 @@ def test_real_report_goes_to_wandb_and_reads_back(study: dict[str, Any], tmp_pat
     verdict = study["report"]["verdict"]
     summary = read_summary(report)
     assert {k: summary[f"verdict/{k}"] for k in verdict} == verdict
+
+
+def test_switched_off_stage_evaluates_nothing() -> None:
+    from archsearch.study.config import SearchSettings, StudyConfig
+    from archsearch.study.downstream import downstream_stage
+
+    lines: list[str] = []
+    off = DownstreamSettings(enabled=False)
+    cfg = StudyConfig(search=SearchSettings(batch_size=1), downstream=off)
+    assert downstream_stage(cfg, [], lines.append) == []
+    assert lines == ["[final downstream] off (downstream.enabled=false)"]
