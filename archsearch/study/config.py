@@ -100,8 +100,28 @@ class SearchSettings:
         )
     )
     extrapolate: bool = False
-    batch_size: int = 32
+    batch_size: int = 4
     level: float = 0.9
+
+
+@dataclass
+class DownstreamSettings:
+    """Downstream accuracy of the final models (baseline and picks), the paper's second measure
+    beside the loss (arXiv 2510.18245 reports up to 2.1% higher accuracy than LLaMA-3.2).
+
+    Each final run is scored by ``archsearch.evaluate.harness.evaluate_run`` (lm-evaluation-
+    harness, offline), which writes ``eval.json`` beside its ``record.json``.
+
+    Attributes:
+        enabled: evaluate the finals (needs the ``eval`` extra).
+        tasks: lm-eval task names. Default: the shipped next-sentence task; the shipped
+            word-order task scores 1.0 for every trained model, so it cannot tell shapes apart.
+        limit: the first ``limit`` items of each task (null: all of them).
+    """
+
+    enabled: bool = True
+    tasks: list[str] = field(default_factory=lambda: ["sotu_next_sentence"])
+    limit: int | None = None
 
 
 @dataclass
@@ -116,6 +136,7 @@ class StudyConfig:
         checks: the learning-rate and seed checks (outside the fit).
         throughput: the decode protocol measured for every trained shape.
         law: the law form and fitter (``archsearch.law.fit_law``).
+        downstream: the downstream evaluation of the final models.
         workers: training jobs run at once, each in its own process with
             ``run.train.num_threads`` threads (2 x 1 fills a 2-core machine).
     """
@@ -130,6 +151,7 @@ class StudyConfig:
     throughput: DecodeConfig = field(default_factory=DecodeConfig)
     law: LawConfig = field(default_factory=LawConfig)
     workers: int = 1
+    downstream: DownstreamSettings = field(default_factory=DownstreamSettings)
 
     def __post_init__(self) -> None:
         if self.workers < 1:

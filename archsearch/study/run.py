@@ -13,6 +13,7 @@ from typing import Any
 
 from archsearch.records import write_json_atomic
 from archsearch.study.config import StudyConfig
+from archsearch.study.downstream import downstream_stage
 from archsearch.study.jobs import check_jobs, sweep_jobs
 from archsearch.study.picks import baseline_job, gqa_step, search_stage
 from archsearch.study.pipeline import Log, fit_stage, throughput_stage, train_stage
@@ -50,6 +51,7 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
         "5 throughput finals", throughput_stage, cfg, picks.jobs, final_records, log, "final"
     )
     gqa = gqa_step(picks, [*records, *final_records])
+    downstream = timed("5 downstream finals", downstream_stage, cfg, finals, log)
     result = StudyResult(
         cfg=cfg,
         sweep=sweep,
@@ -60,6 +62,7 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
         gqa=gqa,
         finals=finals,
         timings=timings,
+        downstream=downstream,
     )
     report = timed("6 report", write_report, result)
     if cfg.run.tracker.kind == "wandb":

@@ -185,6 +185,19 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if not k.startswith("_")}
 
 
+def read_run_fields(run_dir: Path) -> tuple[str, str]:
+    """(group, job type) of the offline wandb run of ``run_dir``, from its first run file."""
+    from wandb.proto import wandb_internal_pb2
+
+    path = sorted((run_dir / WANDB_DIR).glob("offline-run-*/run-*.wandb"), key=_attempt)[0]
+    for data in _log_records(path):
+        record = wandb_internal_pb2.Record()
+        record.ParseFromString(data)
+        if record.WhichOneof("record_type") == "run":
+            return record.run.run_group, record.run.job_type
+    raise ValueError(f"no run record in {path}")
+
+
 # The .wandb file is a LevelDB-style log (wandb's former ``sdk/internal/datastore.py``): a 7-byte
 # header, then 32 KiB blocks of records, each with a 7-byte header (crc32, length, type) and a
 # payload that may be split across blocks (types FULL 1, or FIRST 2, MIDDLE 3..., LAST 4).

@@ -19,7 +19,11 @@ from test_wandb import TINY, _cfg  # noqa: E402  (tests/track on sys.path)
 from archsearch.law import read_fit  # noqa: E402
 from archsearch.records.throughput import scan_throughput_records  # noqa: E402
 from archsearch.track.results import SWEEPER_RUN_DIR, log_study  # noqa: E402
-from archsearch.track.wandb_tracker import read_history, read_summary  # noqa: E402
+from archsearch.track.wandb_tracker import (  # noqa: E402
+    read_history,
+    read_run_fields,
+    read_summary,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,21 +38,6 @@ def _run(args: list[str], cwd: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-
-
-def _run_fields(run_dir: Path) -> tuple[str, str]:
-    """(group, job type) of the offline wandb run of ``run_dir``, from its first run file."""
-    from wandb.proto import wandb_internal_pb2
-
-    from archsearch.track.wandb_tracker import _log_records
-
-    path = sorted((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))[0]
-    for data in _log_records(path):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(data)
-        if record.WhichOneof("record_type") == "run":
-            return record.run.run_group, record.run.job_type
-    raise AssertionError(f"no run record in {path}")
 
 
 def _files(run_dir: Path, pattern: str) -> list[Path]:
@@ -86,7 +75,7 @@ def test_throughput_multirun_is_mirrored_as_a_table_and_plot(tmp_path: Path) -> 
     }
     assert {(row["n_kv_heads"], row["batch_size"]): row["tokens_per_s"] for row in rows} == measured
     assert {"predicted_tokens_per_s", "fraction_of_floor", "shape"} <= set(table["columns"])
-    assert _run_fields(sweep) == ("sweep", "throughput")  # the jobs' group: the sweep's name
+    assert read_run_fields(sweep) == ("sweep", "throughput")  # the jobs' group: the sweep's name
     (plot,) = _files(sweep, "images/throughput_plot_*.png")
     assert plot.stat().st_size > 0
 
@@ -119,7 +108,7 @@ def test_sweeper_rounds_are_steps_with_the_refitted_law(tmp_path: Path) -> None:
         assert [row["x_star_low"], row["x_star_high"]] == law.intervals["x*"]
         assert row["x_star_low"] <= row["x_star"] <= row["x_star_high"]
         assert row["jobs_completed"] == 8
-    assert _run_fields(tmp_path / SWEEPER_RUN_DIR) == (tmp_path.name, "sweeper")
+    assert read_run_fields(tmp_path / SWEEPER_RUN_DIR) == (tmp_path.name, "sweeper")
     tables = _files(tmp_path / SWEEPER_RUN_DIR, "table/proposals_*.table.json")
     assert len(tables) == 2
     first = json.loads(tables[0].read_text())
@@ -151,7 +140,7 @@ def test_study_report_is_one_run_with_tables_figures_and_an_artifact(tmp_path: P
         table = json.loads(table_file.read_text())
         assert table["data"] == [list(row.values()) for row in rows]
     assert len(_files(report, "images/figure/pareto_*.png")) == 1
-    assert _run_fields(report) == ("quick", "study")
+    assert read_run_fields(report) == ("quick", "study")
     summary = read_summary(report)
     assert summary["verdict/faster"] is True and summary["verdict/speedup_64"] == 1.31
     (offline,) = sorted((report / "wandb").glob("offline-run-*"))
