@@ -1,15 +1,16 @@
 """python -m archsearch.study [--quick] [experiment=cpu_full|cpu_quick] [overrides]: the study.
 
-Trains the sweep, measures throughput, fits and evaluates the law, searches at the largest budget,
-trains the picks and the baseline, and writes outputs/study/<name>/report/report.md.
-Re-running the same command skips finished jobs. --quick stands for experiment=cpu_quick.
+Trains the sweep, its checks and the baseline, measures throughput, fits and evaluates the law,
+searches at the largest budget, trains and evaluates the picks, and writes
+outputs/study/<name>/report/report.md. Re-running the same command skips finished jobs.
+--quick stands for experiment=cpu_quick.
 
 Main options:
-  --quick (experiment=cpu_quick, 3-4 min)  experiment=cpu_full (about an hour on 2 CPU cores)
-  output_root=outputs/study  name=<study name>  run.train.num_threads=1
+  --quick (experiment=cpu_quick, minutes)  experiment=cpu_full (about 1.5 hours on 2 CPU cores)
+  output_root=outputs/study  name=<study name>  workers=2  run.train.num_threads=1
 
 Examples:
-  python -m archsearch.study --quick                  # cpu_quick, 3-4 min on 2 quiet cores
+  python -m archsearch.study --quick                  # cpu_quick, minutes on 2 quiet cores
   python -m archsearch.study experiment=cpu_quick output_root=/tmp/study
 """
 
