@@ -29,6 +29,7 @@ from archsearch.search import (
     SearchResult,
     Target,
     ThroughputModel,
+    candidate_for,
     gqa_search,
     measured_losses,
     search,
@@ -137,7 +138,8 @@ def search_stage(
     speed = ThroughputModel(setting, records)
     result = run(speed)
     if result.fastest_meeting_target is not None:  # step 3 compares measured groups too
-        variants = gqa_variants(result.fastest_meeting_target.candidate.spec)
+        pick = result.fastest_meeting_target.candidate.spec
+        variants = [candidate_for(v, n).spec for v in gqa_variants(pick)]  # named by shape
         speed = ThroughputModel(setting, [*records, *_measure(cfg, variants, log)])
         result = run(speed)
     log(f"[search] measured shapes ranked by {speed.measure}; others by profile {profile.name}")
