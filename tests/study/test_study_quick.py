@@ -166,12 +166,12 @@ def test_measurement_under_another_protocol_is_refused(study: dict[str, Any]) ->
     before = (run_dir / THROUGHPUT_FILE).read_text()
     spec = ArchSpec.from_dict(read_record(run_dir).arch)
     with pytest.raises(StateError, match="another shape or protocol"):
-        measure(StudyConfig(throughput=DecodeConfig(batch_sizes=[1, 32])), spec, run_dir)
+        measure(StudyConfig(throughput=DecodeConfig(batch_sizes=[1, 4])), spec, run_dir)
     other = sorted((study["out"] / "sweep").iterdir())[1]
     other_spec = ArchSpec.from_dict(read_record(other).arch)
     assert other_spec != spec
     measured = read_throughput_record(run_dir).config["throughput"]
-    protocol = DecodeConfig(**{**measured, "batch_sizes": [1, 32]})
+    protocol = DecodeConfig(**{**measured, "batch_sizes": [1, 4]})
     with pytest.raises(StateError, match="another shape or protocol"):  # the same protocol
         measure(StudyConfig(throughput=protocol), other_spec, run_dir, measured["batch_sizes"])
     assert (run_dir / THROUGHPUT_FILE).read_text() == before
