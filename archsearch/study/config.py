@@ -29,6 +29,9 @@ class GridConfig:
     Attributes:
         scales: budgets N (non-embedding parameters), smallest first; the largest is the target.
         tokens_per_param: D = tokens_per_param x N at every budget.
+        d_model_search: when whole heads cannot reach a request at its rounded d_model, try
+            up to this many ``d_model_multiple`` steps either side, nearest first (the shape's
+            achieved x is what the report and the law use); 0: skip the request.
     """
 
     scales: list[int] = field(default_factory=lambda: [100_000, 200_000, 400_000])
@@ -39,6 +42,7 @@ class GridConfig:
     x_center: float = 0.14
     r_center: float = 1.0
     group: int = 2
+    d_model_search: int = 0
 
 
 @dataclass

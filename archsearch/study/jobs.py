@@ -7,6 +7,7 @@ re-run of the study resumes where it stopped.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -32,12 +33,15 @@ class Job:
         name: unique within the study (also the run directory's name and the model's name).
         n_params: the budget's N.
         run: the full training config; ``run_dir``: where its records go.
+        request: the (x, r, g) the grid asked for (None: a given shape); the shape may sit at a
+            neighbouring d_model when whole heads cannot reach the request (``reachable_job``).
     """
 
     name: str
     n_params: int
     run: RunConfig
     run_dir: Path
+    request: tuple[float, float, int] | None = None
 
     def spec(self) -> ArchSpec:
         """The concrete shape (raises ArchError when whole heads cannot reach the request)."""
@@ -79,7 +83,46 @@ def knob_job(
     run = replace(
         cfg.run, model=model, budget=_budget(cfg, n_params), optim=optim, train=train, name=name
     )
-    return Job(name, n_params, run, root / name)
+    return Job(name, n_params, run, root / name, (x, r, g))
+
+
+def reachable_job(
+    cfg: StudyConfig,
+    name: str,
+    n_params: int,
+    x: float,
+    r: float,
+    g: int,
+    root: Path,
+    lr: float | None = None,
+    seed: int | None = None,
+) -> Job:
+    """``knob_job``, or, when whole heads cannot reach (x, r, g) at the rounded d_model, the same
+    request at the nearest d_model multiple that can, at most ``grid.d_model_search`` multiples
+    away (attention comes in units of g + 1 heads, coarse at tiny budgets; the job keeps the
+    requested x in ``request``, its shape and record the achieved one, which the law uses).
+
+    Raises:
+        ArchError: the request's own error when no neighbour within the search reaches it.
+    """
+    job = knob_job(cfg, name, n_params, x, r, g, root, lr, seed)
+    try:
+        job.spec()
+        return job
+    except ArchError as e:
+        error = e
+    step = cfg.run.model.d_model_multiple
+    exact = x * math.sqrt(n_params)
+    base = round(exact / step) * step
+    near = [base + k * step for k in range(-cfg.grid.d_model_search, cfg.grid.d_model_search + 1)]
+    for d_model in sorted((d for d in near if d > 0 and d != base), key=lambda d: abs(d - exact)):
+        other = knob_job(cfg, name, n_params, d_model / math.sqrt(n_params), r, g, root, lr, seed)
+        try:
+            other.spec()
+        except ArchError:
+            continue
+        return replace(other, request=(x, r, g))
+    raise error
 
 
 def model_config(spec: ArchSpec, name: str) -> ModelConfig:
@@ -108,8 +151,8 @@ def sweep_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
         seen: dict[ArchSpec, str] = {}
         for x, r, g in dict.fromkeys(points):
             name = f"n{n_params}_x{x:g}_r{r:g}_g{g}"
-            job = knob_job(cfg, name, n_params, x, r, g, cfg.out_dir / SWEEP_DIR)
             try:
+                job = reachable_job(cfg, name, n_params, x, r, g, cfg.out_dir / SWEEP_DIR)
                 spec = replace(job.spec(), name="")
             except ArchError as e:
                 skipped.append(f"{name}: {e}")
@@ -132,27 +175,26 @@ def check_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
     """The learning-rate and seed checks (``ChecksConfig``), in ``checks/``, outside the fit,
     and a note per request whole heads cannot reach."""
     checks, grid, n = cfg.checks, cfg.grid, cfg.checks_n_params
-    root = cfg.out_dir / CHECKS_DIR
     lr = cfg.run.optim.lr
-    jobs = [
-        knob_job(cfg, f"n{n}_x{x:g}_lr{lr * f:g}", n, x, grid.r_center, grid.group, root, lr * f)
+    requests: list[tuple[str, float, float, int, float | None, int | None]] = [
+        (f"n{n}_x{x:g}_lr{lr * f:g}", x, grid.r_center, grid.group, lr * f, None)
         for x in checks.lr_widths
         for f in checks.lr_factors
     ]
-    jobs += [
-        knob_job(cfg, f"n{n}_x{x:g}_r{r:g}_g{g}_seed{seed}", n, x, r, g, root, seed=seed)
+    requests += [
+        (f"n{n}_x{x:g}_r{r:g}_g{g}_seed{seed}", x, r, g, None, seed)
         for seed in checks.seeds
         for x, r, g in x_arm(cfg)
     ]
-    feasible, skipped = [], []
-    for job in jobs:
+    jobs, skipped = [], []
+    for name, x, r, g, job_lr, seed in requests:
         try:
-            job.spec()
+            jobs.append(
+                reachable_job(cfg, name, n, x, r, g, cfg.out_dir / CHECKS_DIR, job_lr, seed)
+            )
         except ArchError as e:
-            skipped.append(f"{job.name}: {e}")
-            continue
-        feasible.append(job)
-    return feasible, skipped
+            skipped.append(f"{name}: {e}")
+    return jobs, skipped
 
 
 # Config groups that decide a run's result; a finished record must match the job on these.

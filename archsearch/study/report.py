@@ -86,7 +86,8 @@ class StudyResult:
             analysis.Run(
                 job.name,
                 job.n_params,
-                (job.run.model.d_over_sqrt_n, job.run.model.r_mlp_attn, job.run.model.gqa_group),
+                job.request
+                or (job.run.model.d_over_sqrt_n, job.run.model.r_mlp_attn, job.run.model.gqa_group),
                 record,
             )
             for job, record in pairs
