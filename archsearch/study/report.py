@@ -517,9 +517,10 @@ def _checks_section(
         )
     points = analysis.lr_check(result.cfg, sweep, checks)
     tables: dict[str, Any] = {
-        "noise": None
-        if noise is None
-        else {"sd_diff": noise.sd_diff, "mean_diff": noise.mean_diff, "pairs": noise.pairs},
+        "seed_pairs": [
+            {"run": a, "seed_run": b, "loss": la, "seed_loss": lb, "diff": lb - la}
+            for a, b, la, lb in (noise.pairs if noise else [])
+        ],
         "lr_check": [p.__dict__ for p in points],
     }
     if not points:
@@ -544,7 +545,6 @@ def _checks_section(
         else "the best width moves with the learning rate: "
         + ", ".join(f"lr {lr:g} -> x {b.x:.3f}" for lr, b in sorted(best.items()))
     )
-    tables["lr_best_width_same"] = same
     return (
         f"{noise_text}\n\nLearning-rate check at N = {result.cfg.checks_n_params:,}: widths "
         + ", ".join(f"{w:.3f}" for w in widths)
@@ -705,6 +705,7 @@ def write_report(result: StudyResult) -> Path:
     path.write_text("\n".join(parts))
     tables = {"sweep": sweep_rows, "arms": arm_rows, **check_tables, **fit_tables, "final": finals}
     tables["downstream"] = downstream
+    facts["noise_sd_diff"] = noise.sd_diff if noise else None
     write_json_atomic(
         out / "report.json",
         {

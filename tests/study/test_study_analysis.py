@@ -49,19 +49,25 @@ def test_arm_rows_name_the_lowest_loss_of_their_records(study: dict[str, Any]) -
 
 
 def test_seed_noise_is_the_sd_of_paired_record_differences(study: dict[str, Any]) -> None:
-    out, noise = study["out"], study["report"]["tables"]["noise"]
+    out, sd = study["out"], study["report"]["verdict"]["noise_sd_diff"]
     sweep, checks = _records(out / "sweep"), _records(out / "checks")
-    pairs = noise["pairs"]
+    pairs = study["report"]["tables"]["seed_pairs"]
     assert len(pairs) >= 2
     diffs = []
-    for base_run, seed_run, base_loss, seed_loss in pairs:
+    for row in pairs:
+        base_run, seed_run, base_loss, seed_loss = (
+            row["run"],
+            row["seed_run"],
+            row["loss"],
+            row["seed_loss"],
+        )
         assert sweep[base_run].final_val_loss == base_loss
         assert checks[seed_run].final_val_loss == seed_loss
         assert {**sweep[base_run].arch, "name": ""} == {**checks[seed_run].arch, "name": ""}
         assert sweep[base_run].config["train"]["seed"] != checks[seed_run].config["train"]["seed"]
         diffs.append(seed_loss - base_loss)
-    assert noise["sd_diff"] == pytest.approx(statistics.stdev(diffs), rel=1e-12)
-    assert f"{noise['sd_diff']:.4f} nats" in study["markdown"]
+    assert sd == pytest.approx(statistics.stdev(diffs), rel=1e-12)
+    assert f"{sd:.4f} nats" in study["markdown"]
 
 
 def test_learning_rate_check_rows_come_from_records(study: dict[str, Any]) -> None:
@@ -84,7 +90,7 @@ def test_criteria_are_decided_by_the_reported_numbers(study: dict[str, Any]) -> 
     spearman = next(c for n, c in criteria.items() if n.startswith("progressive Spearman"))
     assert spearman["passed"] == (None if math.isnan(rho) else rho >= 0.8)
     final = {r["role"]: r for r in report["tables"]["final"]}
-    sd = report["tables"]["noise"]["sd_diff"]
+    sd = report["verdict"]["noise_sd_diff"]
     if "fastest_meeting_target" in final:
         fast, base = final["fastest_meeting_target"], final["baseline"]
         speed = next(c for n, c in criteria.items() if n.startswith("fastest pick"))
