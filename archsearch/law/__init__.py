@@ -4,7 +4,8 @@ scipy only (no torch, no Hydra).
 Public API:
 
 - Data: ``LawData`` (column table: N, D, loss, x, r, d_model, n_layers, scale, l_opt, run_id),
-  ``from_records(sweep_dir, loss_field="final_val_loss")``, ``from_csv(path, columns=None,
+  ``from_records(sweep_dir, loss_field="final_val_loss")`` (``records_data(records)`` for records
+  already read), ``from_csv(path, columns=None,
   where=None)``, ``best_observed(data) -> {group: loss}``.
 - Forms: ``FORMS`` (name -> form), ``get_form(name)``, ``LawForm`` + ``@register`` to add one.
   Registered: ``chinchilla``, ``chinchilla_tied``, ``aspect_ratio`` (arXiv 2501.18107),
@@ -38,7 +39,7 @@ Example, the search layer's use of the paper's published Task-3 coefficients:
     >>> law.predict(1.0e9, 20e9, x=0.066, r=4.8)
 """
 
-from archsearch.law.data import LawData, best_observed, from_csv, from_records
+from archsearch.law.data import LawData, best_observed, from_csv, from_records, records_data
 from archsearch.law.evaluate import (
     Step,
     compare,
@@ -69,6 +70,7 @@ __all__ = [
     "format_table",
     "from_csv",
     "from_records",
+    "records_data",
     "get_form",
     "leave_one_scale_out",
     "make_l_opt",

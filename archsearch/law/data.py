@@ -143,14 +143,19 @@ def best_observed(data: LawData) -> dict[str, float]:
 
 
 def from_records(sweep_dir: str | Path, loss_field: str = "final_val_loss") -> LawData:
-    """Every completed ``record.json`` under ``sweep_dir`` as a LawData table.
+    """Every completed ``record.json`` under ``sweep_dir`` as a LawData table (``records_data``)."""
+    records = [r for r in scan_records(sweep_dir) if r.status == "completed"]
+    if not records:
+        raise ValueError(f"no completed record.json under {sweep_dir}")
+    return records_data(records, loss_field)
+
+
+def records_data(records: Sequence[RunRecord], loss_field: str = "final_val_loss") -> LawData:
+    """Training records as a LawData table.
 
     The scale label is the budget's nominal N (``config.budget.n_params``) when the run was sized
     from a budget, else N to 2 significant digits.
     """
-    records = [r for r in scan_records(sweep_dir) if r.status == "completed"]
-    if not records:
-        raise ValueError(f"no completed record.json under {sweep_dir}")
 
     def scale(rec: RunRecord) -> str:
         budget = rec.config.get("budget") or {}

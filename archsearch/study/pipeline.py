@@ -31,10 +31,10 @@ from archsearch.law import (
     FitResult,
     LawData,
     fit_law,
-    from_records,
     get_form,
     make_l_opt,
     progressive,
+    records_data,
     write_fit,
 )
 from archsearch.law.evaluate import Step, to_rows, training_l_opt
@@ -159,8 +159,9 @@ def throughput_stage(
     return trained
 
 
-def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
-    """Fit the law on the sweep's records and write ``fit/`` (fit JSONs and per-row predictions).
+def fit_stage(cfg: StudyConfig, records: list[RunRecord], log: Log) -> Fits:
+    """Fit the law on the sweep's records (this study's jobs only, never other records left in
+    its directory) and write ``fit/`` (fit JSONs and per-row predictions).
 
     Rows outside the law's r range are dropped first, as ``fit_law`` and ``progressive`` do.
     The largest budget is predicted without looking at it: its L_opt is extrapolated from the
@@ -169,7 +170,7 @@ def fit_stage(cfg: StudyConfig, log: Log) -> Fits:
     law = cfg.law
     settings = law.fit_settings()
     sweep_dir = cfg.out_dir / SWEEP_DIR
-    every = from_records(sweep_dir)
+    every = records_data(records)
     raw = filter_r_for(every, get_form(law.form), law.r_range)
     excluded = sorted(set(every.run_id) - set(raw.run_id))
     data = raw.with_l_opt(make_l_opt(raw, "best_observed")(raw))

@@ -42,7 +42,7 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
     every = timed("1 train sweep", train_stage, [*jobs, *checks, base], log, "sweep", cfg.workers)
     records, check_records, baseline = every[: len(jobs)], every[len(jobs) : -1], every[-1]
     sweep = timed("2 throughput", throughput_stage, cfg, jobs, records, log, "sweep")
-    fits = timed("3 fit", fit_stage, cfg, log)
+    fits = timed("3 fit", fit_stage, cfg, records, log)
     picks = timed("4 search", search_stage, cfg, fits, records, baseline, log)
     for name, roles in picks.roles.items():
         log(f"[final] {name}: {', '.join(roles)}")
