@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import pytest
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # nothing may come from a hub
-os.environ["HF_DATASETS_OFFLINE"] = "1"
-# lm-eval's datasets cache out of the user's ~/.cache; set before `datasets` is first imported
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="archsearch-hf-datasets-"))
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,6 @@ import pytest
 
 from archsearch.evaluate.harness import EVAL_FILE
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE
-
-os.environ["HF_HUB_OFFLINE"] = "1"  # the downstream stage's lm-eval: nothing from a hub
-os.environ["HF_DATASETS_OFFLINE"] = "1"
-os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="archsearch-hf-datasets-"))
 
 
 def _run(output_root: Path, repo: Path) -> str:

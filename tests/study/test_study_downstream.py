@@ -20,17 +20,6 @@ from archsearch.study.config import DownstreamSettings
 from archsearch.study.downstream import evaluate_final
 
 
-@pytest.fixture
-def _wandb_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Nothing reaches the network or the user's home directory."""
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
-    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb-cache"))
-    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-
-
 def test_report_accuracies_are_the_stored_ones(study: dict[str, Any]) -> None:
     out, tables = study["out"], study["report"]["tables"]
     rows = tables["downstream"]
@@ -99,7 +88,7 @@ def test_scores_under_other_settings_are_refused(study: dict[str, Any]) -> None:
     assert path.read_text() == before
 
 
-@pytest.mark.usefixtures("_wandb_offline")
+@pytest.mark.usefixtures("wandb_offline")
 def test_real_report_goes_to_wandb_and_reads_back(study: dict[str, Any], tmp_path: Path) -> None:
     pytest.importorskip("wandb")
     from archsearch.config import TrackerConfig
