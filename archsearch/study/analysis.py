@@ -213,7 +213,7 @@ def criteria(
     arm_list: Sequence[Arm],
     fit: FitResult,
     held_out_spearman: float,
-    best_sweep: ArmPoint,
+    best_sweep: Run,
     loss_optimal: Outcome,
     fastest: Outcome | None,
     baseline: Outcome,
@@ -279,7 +279,7 @@ def criteria(
             "2 noise sd",
             None if sd is None else in_interval and gap <= 2 * sd,
             f"loss {loss_optimal.loss:.4f} in {_range([loss_optimal.low, loss_optimal.high], 4)}: "
-            f"{in_interval}; vs best sweep shape `{best_sweep.run}` {best_sweep.loss:.4f}: "
+            f"{in_interval}; vs best sweep shape `{best_sweep.name}` {best_sweep.loss:.4f}: "
             f"{gap:+.4f}" + (f" = {gap / sd:+.1f} sd" if sd else " (noise not measured)"),
         )
     )

@@ -587,17 +587,13 @@ def _criteria(
 ) -> list[analysis.Criterion]:
     rows = {r["role"]: r for r in finals}
     batch = str(result.cfg.search.batch_size)
-    at_target = [
-        analysis.ArmPoint(t.job.name, 0.0, t.record.final_val_loss)
-        for t in result.sweep
-        if t.job.n_params == result.cfg.target_n_params
-    ]
+    at_target = [r for r in result.runs("sweep") if r.n_params == result.cfg.target_n_params]
     held = result.fits.steps[-1]
     return analysis.criteria(
         arms,
         result.fits.full,
         held.spearman,
-        min(at_target, key=lambda p: p.loss),
+        min(at_target, key=lambda r: r.loss),
         _outcome(rows, "loss_optimal", batch),
         _outcome(rows, "fastest_meeting_target", batch)
         if "fastest_meeting_target" in rows
