@@ -34,7 +34,7 @@ class Job:
         n_params: the budget's N.
         run: the full training config; ``run_dir``: where its records go.
         request: the (x, r, g) the grid asked for (None: a given shape); the shape may sit at a
-            neighbouring d_model when whole heads cannot reach the request (``reachable_job``).
+            neighbouring d_model when whole heads cannot reach the request (``reachable``).
     """
 
     name: str
@@ -86,42 +86,33 @@ def knob_job(
     return Job(name, n_params, run, root / name, (x, r, g))
 
 
-def reachable_job(
-    cfg: StudyConfig,
-    name: str,
-    n_params: int,
-    x: float,
-    r: float,
-    g: int,
-    root: Path,
-    lr: float | None = None,
-    seed: int | None = None,
-) -> Job:
-    """``knob_job``, or, when whole heads cannot reach (x, r, g) at the rounded d_model, the same
-    request at the nearest d_model multiple that can, at most ``grid.d_model_search`` multiples
-    away (attention comes in units of g + 1 heads, coarse at tiny budgets; the job keeps the
-    requested x in ``request``, its shape and record the achieved one, which the law uses).
+def reachable(cfg: StudyConfig, job: Job) -> Job:
+    """``job`` (a ``knob_job``), or, when whole heads cannot reach its (x, r, g) at the rounded
+    d_model, the same request at the nearest d_model multiple that can, at most
+    ``grid.d_model_search`` multiples away (attention comes in units of g + 1 heads, coarse at
+    tiny budgets; the job keeps the requested x in ``request``, its shape and record the
+    achieved one, which the law uses).
 
     Raises:
         ArchError: the request's own error when no neighbour within the search reaches it.
     """
-    job = knob_job(cfg, name, n_params, x, r, g, root, lr, seed)
     try:
         job.spec()
         return job
     except ArchError as e:
         error = e
-    step = cfg.run.model.d_model_multiple
-    exact = x * math.sqrt(n_params)
+    step, root_n = cfg.run.model.d_model_multiple, math.sqrt(job.n_params)
+    exact = job.run.model.d_over_sqrt_n * root_n
     base = round(exact / step) * step
     near = [base + k * step for k in range(-cfg.grid.d_model_search, cfg.grid.d_model_search + 1)]
     for d_model in sorted((d for d in near if d > 0 and d != base), key=lambda d: abs(d - exact)):
-        other = knob_job(cfg, name, n_params, d_model / math.sqrt(n_params), r, g, root, lr, seed)
+        model = replace(job.run.model, d_over_sqrt_n=d_model / root_n)
+        other = replace(job, run=replace(job.run, model=model))
         try:
             other.spec()
         except ArchError:
             continue
-        return replace(other, request=(x, r, g))
+        return other
     raise error
 
 
@@ -152,7 +143,9 @@ def sweep_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
         for x, r, g in dict.fromkeys(points):
             name = f"n{n_params}_x{x:g}_r{r:g}_g{g}"
             try:
-                job = reachable_job(cfg, name, n_params, x, r, g, cfg.out_dir / SWEEP_DIR)
+                job = reachable(
+                    cfg, knob_job(cfg, name, n_params, x, r, g, cfg.out_dir / SWEEP_DIR)
+                )
                 spec = replace(job.spec(), name="")
             except ArchError as e:
                 skipped.append(f"{name}: {e}")
@@ -189,9 +182,8 @@ def check_jobs(cfg: StudyConfig) -> tuple[list[Job], list[str]]:
     jobs, skipped = [], []
     for name, x, r, g, job_lr, seed in requests:
         try:
-            jobs.append(
-                reachable_job(cfg, name, n, x, r, g, cfg.out_dir / CHECKS_DIR, job_lr, seed)
-            )
+            job = knob_job(cfg, name, n, x, r, g, cfg.out_dir / CHECKS_DIR, job_lr, seed)
+            jobs.append(reachable(cfg, job))
         except ArchError as e:
             skipped.append(f"{name}: {e}")
     return jobs, skipped
