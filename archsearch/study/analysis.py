@@ -200,13 +200,15 @@ def _range(bounds: Sequence[float | None] | None, digits: int = 3) -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A trained final: achieved loss, the search's predicted interval, measured decode speed."""
+    """A trained final: achieved loss, the search's predicted interval, measured decode speed
+    (the median of the head-to-head rounds; ``tokens_per_s_range``: slowest and fastest)."""
 
     run: str
     loss: float
     low: float | None
     high: float | None
     tokens_per_s: float
+    tokens_per_s_range: tuple[float, float]
 
 
 def criteria(
@@ -288,11 +290,19 @@ def criteria(
     else:
         delta = fastest.loss - baseline.loss
         speedup = fastest.tokens_per_s / baseline.tokens_per_s - 1
+        apart = (
+            "the rounds' ranges do not overlap"
+            if fastest.tokens_per_s_range[0] > baseline.tokens_per_s_range[1]
+            or fastest.tokens_per_s_range[1] < baseline.tokens_per_s_range[0]
+            else "the rounds' ranges overlap"
+        )
         out.append(
             Criterion(
                 "fastest pick decodes faster than the baseline, loss no worse beyond 2 noise sd",
                 None if sd is None else speedup > 0 and delta <= 2 * sd,
-                f"decode {100 * speedup:+.1f}%; loss {delta:+.4f}"
+                f"decode {100 * speedup:+.1f}% (head-to-head medians "
+                f"{fastest.tokens_per_s:.0f} and {baseline.tokens_per_s:.0f} tok/s; {apart}); "
+                f"loss {delta:+.4f}"
                 + (f" = {delta / sd:+.1f} sd" if sd else " (noise not measured)"),
             )
         )

@@ -96,6 +96,8 @@ class SearchSettings:
     (all of them, marked, with ``extrapolate``). Throughput I(P) is measured decode tokens/s at
     ``batch_size`` under the study's throughput protocol (one of its batch sizes, so search and
     final measurements line up); ``level`` is the bootstrap interval of predicted losses.
+    The finals are compared with the baseline by ``head_to_head_repeats`` rounds of decode at
+    ``batch_size`` taken in turns (``archsearch.study.pipeline.head_to_head_stage``).
     """
 
     space: SearchSpaceConfig = field(
@@ -106,6 +108,7 @@ class SearchSettings:
     extrapolate: bool = False
     batch_size: int = 4
     level: float = 0.9
+    head_to_head_repeats: int = 9
 
 
 @dataclass

@@ -38,7 +38,7 @@ from archsearch.search import (
 )
 from archsearch.study.config import StudyConfig
 from archsearch.study.jobs import FINAL_DIR, Job, knob_job, measure, spec_job
-from archsearch.study.pipeline import Fits, Log
+from archsearch.study.pipeline import Fits, Log, decode_setting
 from archsearch.throughput.hardware import HardwareProfile
 
 SEARCH_DIR = "search"
@@ -170,13 +170,9 @@ def _measure(cfg: StudyConfig, shapes: list[ArchSpec], log: Log) -> list[Through
 def _profile(cfg: StudyConfig) -> tuple[HardwareProfile, str]:
     """The roofline profile and dtype of the device the throughput is measured on (for the
     search's memory check and any unmeasured shape), resolved as ``run_throughput`` does."""
-    from archsearch.throughput.decode import resolve_device, resolve_dtype, resolve_step_mode
-    from archsearch.throughput.runner import resolve_profile, use_threads
+    from archsearch.throughput.runner import resolve_profile
 
-    use_threads(cfg.throughput)  # as the measurements ran, whatever ran before in this process
-    device = resolve_device(cfg.run.train.device)
-    dtype = resolve_dtype(cfg.throughput.dtype, device)
-    mode = resolve_step_mode(cfg.throughput.compile, device)
+    device, dtype, mode = decode_setting(cfg)
     profile = resolve_profile("auto", device, dtype, mode)
     assert profile is not None  # "auto" calibrates when nothing else fits
     return profile, dtype

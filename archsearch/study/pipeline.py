@@ -8,7 +8,8 @@
    2510.18245's progressive figure, Fig. 6 in v2), the fit on every budget but the largest
    (used to predict and search there) and the fit on all budgets.
 4. ``search_stage``: Algorithm 1 at the largest budget, L_t the baseline's measured loss.
-5. ``final_jobs`` + stages 1-2: train and measure the picks; then the GQA step (``gqa_step``).
+5. ``final_jobs`` + stages 1-2: train and measure the picks; then the GQA step (``gqa_step``)
+   and ``head_to_head_stage``: the finals' decode at the search batch measured in turns.
 6. ``archsearch.study.report.write_report`` from the results in memory.
 
 ``run_study`` chains them. Progress goes to a ``log`` callback (the entry point prints it);
@@ -17,6 +18,8 @@ fits, the search and the report are cheap and are recomputed on every run from t
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -46,12 +49,16 @@ from archsearch.records import (
     ThroughputRecord,
     write_json_atomic,
 )
+from archsearch.records.io import dataclass_fields_in, read_json_in
+from archsearch.records.throughput import BatchThroughput
+from archsearch.search import spec_key
 from archsearch.study.config import StudyConfig
-from archsearch.study.jobs import SWEEP_DIR, Job, measure, train_job
+from archsearch.study.jobs import FINAL_DIR, SWEEP_DIR, Job, measure, train_job
 
 Log = Callable[[str], None]
 FIT_DIR = "fit"
 PREDICTIONS_FILE = "predictions.json"
+HEAD_TO_HEAD_FILE = "head_to_head.json"
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,101 @@ def throughput_stage(
         spec = ArchSpec.from_dict(record.arch)
         trained.append(Trained(job, record, measure(cfg, spec, job.run_dir)))
     return trained
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """The finals' decode at one batch size, measured in turns (``measure_interleaved``).
+
+    Attributes:
+        speeds: job name -> its measurement (``repeats`` timed runs after the warm-up).
+        record: the file it was written to, relative to the study's directory.
+    """
+
+    batch_size: int
+    repeats: int
+    speeds: dict[str, BatchThroughput]
+    record: str
+
+
+def decode_setting(cfg: StudyConfig) -> tuple[Any, str, str]:
+    """(device, dtype, step mode) of the study's decode measurements, with the protocol's CPU
+    threads set, resolved as ``run_throughput`` resolves them."""
+    from archsearch.throughput.decode import resolve_device, resolve_dtype, resolve_step_mode
+    from archsearch.throughput.runner import use_threads
+
+    use_threads(cfg.throughput)  # as the measurements ran, whatever ran before in this process
+    device = resolve_device(cfg.run.train.device)
+    return (
+        device,
+        resolve_dtype(cfg.throughput.dtype, device),
+        resolve_step_mode(cfg.throughput.compile, device),
+    )
+
+
+def head_to_head_stage(cfg: StudyConfig, finals: list[Trained], log: Log) -> HeadToHead:
+    """Measure the finals' decode at the search batch in turns, ``search.head_to_head_repeats``
+    rounds, and write ``final/head_to_head.json``: the speed comparison of the picks with the
+    baseline. Each final's own ``throughput.json`` is taken alone, minutes apart from the
+    others', and for shapes this close such measurements can disagree on which is faster.
+    A file measured under the same protocol for the same shapes is read back instead.
+    """
+    protocol = dataclasses.replace(
+        cfg.throughput,
+        batch_sizes=[cfg.search.batch_size],
+        repeats=cfg.search.head_to_head_repeats,
+    )
+    shapes = [
+        {"run": t.job.name, "arch": ArchSpec.from_dict(t.record.arch).to_dict()} for t in finals
+    ]
+    path = cfg.out_dir / FINAL_DIR / HEAD_TO_HEAD_FILE
+    record = str(path.relative_to(cfg.out_dir))
+    if path.exists():
+        _, stored = read_json_in(path, HEAD_TO_HEAD_FILE)
+        keys = [spec_key(ArchSpec.from_dict(s["arch"])) for s in stored.get("shapes", [])]
+        same = keys == [spec_key(ArchSpec.from_dict(s["arch"])) for s in shapes]
+        if stored.get("protocol") == dataclasses.asdict(protocol) and same:
+            log("[final head-to-head] done, skipped")
+            speeds = {}
+            for s in stored["shapes"]:
+                where = f"{record}: {s['run']}"
+                speed = BatchThroughput(**dataclass_fields_in(BatchThroughput, s["speed"], where))
+                speed.validate(where, protocol.repeats)
+                speeds[s["run"]] = speed
+            return HeadToHead(protocol.batch_sizes[0], protocol.repeats, speeds, record)
+        log("[final head-to-head] the finals or the protocol changed: measuring again")
+    from archsearch.throughput.decode import measure_interleaved
+
+    device, dtype, mode = decode_setting(cfg)
+    log(
+        f"[final head-to-head] {len(finals)} finals at B={protocol.batch_sizes[0]}, "
+        f"{protocol.repeats} rounds in turns"
+    )
+    specs = [ArchSpec.from_dict(s["arch"]) for s in shapes]
+    timings = measure_interleaved(specs, protocol, protocol.batch_sizes[0], device, dtype, mode)
+    speeds = {
+        s["run"]: BatchThroughput.from_times(
+            t.batch_size,
+            protocol.new_tokens,
+            t.prefill_s,
+            t.decode_s,
+            prefill_cpu_s=t.prefill_cpu_s,
+            decode_cpu_s=t.decode_cpu_s,
+        )
+        for s, t in zip(shapes, timings, strict=True)
+    }
+    write_json_atomic(
+        path,
+        {
+            "protocol": dataclasses.asdict(protocol),
+            "device": str(device),
+            "dtype": dtype,
+            "step_mode": mode,
+            "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "shapes": [{**s, "speed": dataclasses.asdict(speeds[s["run"]])} for s in shapes],
+        },
+    )
+    return HeadToHead(protocol.batch_sizes[0], protocol.repeats, speeds, record)
 
 
 def fit_stage(cfg: StudyConfig, records: list[RunRecord], log: Log) -> Fits:

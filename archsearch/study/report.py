@@ -26,7 +26,7 @@ from archsearch.study.config import StudyConfig
 from archsearch.study.downstream import DownstreamScore
 from archsearch.study.jobs import CHECKS_DIR, SWEEP_DIR, Job
 from archsearch.study.picks import ROLES, SEARCH_DIR, SEARCH_FILE, Picks
-from archsearch.study.pipeline import FIT_DIR, Fits, Trained
+from archsearch.study.pipeline import FIT_DIR, Fits, HeadToHead, Trained
 from archsearch.study.plots import plot_pareto
 from archsearch.throughput.report import plot as plot_throughput
 
@@ -71,6 +71,7 @@ class StudyResult:
     picks: Picks
     gqa: GQASearch | None
     finals: list[Trained]
+    head_to_head: HeadToHead
     timings: dict[str, float]
     downstream: list[DownstreamScore] = field(default_factory=list)
 
@@ -280,23 +281,26 @@ def _scored_for(result: StudyResult, arch: dict[str, Any]) -> Scored | None:
     return next((e for e in entries if e and spec_key(e.candidate.spec) == key), None)
 
 
-def _decode(trained: Trained, batch: int, measure: str) -> float:
-    return _tokens_per_s(trained, measure)[str(batch)]
-
-
 def _final_rows(
     result: StudyResult, noise: analysis.SeedNoise | None, root: Path
 ) -> list[dict[str, Any]]:
-    """One row per role: predicted loss (the search) beside achieved loss and speed."""
+    """One row per role: predicted loss (the search) beside achieved loss, and speed both from
+    each run's own measurement and from the head-to-head measurement (the comparison)."""
     by_name = {t.job.name: t for t in result.finals}
     base = next(t for t in result.finals if "baseline" in result.picks.roles[t.job.name])
-    batch = result.cfg.search.batch_size
+    h2h = result.head_to_head
+
+    def rates(name: str) -> tuple[float, float, float]:
+        speed = h2h.speeds[name]
+        return speed.rates(result.measure) or (speed.tokens_per_s,) * 3
+
     rows = []
     for name, roles in result.picks.roles.items():
         trained = by_name[name]
         row = _run_row(trained, root, result.measure)
         scored = _scored_for(result, trained.record.arch)
         delta = row["loss"] - base.record.final_val_loss
+        median, low, high = rates(name)
         for role in roles:
             rows.append(
                 {
@@ -308,12 +312,10 @@ def _final_rows(
                     "predicted_high": _finite(scored.loss_high) if scored else None,
                     "delta_loss": delta,
                     "delta_sd": delta / noise.sd_diff if noise else None,
-                    "speedup_pct": 100
-                    * (
-                        _decode(trained, batch, result.measure)
-                        / _decode(base, batch, result.measure)
-                        - 1
-                    ),
+                    "h2h_tokens_per_s": median,
+                    "h2h_tokens_per_s_range": [low, high],
+                    "h2h_record": h2h.record,
+                    "speedup_pct": 100 * (median / rates(base.job.name)[0] - 1),
                 }
             )
     order = {role: i for i, role in enumerate(ROLES)}
@@ -336,13 +338,20 @@ def _final_section(result: StudyResult, rows: list[dict[str, Any]]) -> str:
         ("vs baseline", "delta_loss", _f(4)),
         ("in noise sd", "delta_sd", _f(1)),
         *_speed_columns(result.cfg.throughput.batch_sizes),
+        (f"head-to-head tok/s B={batch} [min, max]", "h2h_tokens_per_s", _s),
         (f"speed vs baseline B={batch}", "speedup_pct", _pct),
         ("record", "record", _s),
     ]
     shown = [
-        {**r, "predicted_low": f"[{_f(4)(r['predicted_low'])}, {_f(4)(r['predicted_high'])}]"}
+        {
+            **r,
+            "predicted_low": f"[{_f(4)(r['predicted_low'])}, {_f(4)(r['predicted_high'])}]",
+            "h2h_tokens_per_s": f"{r['h2h_tokens_per_s']:.0f} "
+            + "[{:.0f}, {:.0f}]".format(*r["h2h_tokens_per_s_range"]),
+        }
         for r in rows
     ]
+    h2h = result.head_to_head
     base = next(t for t in result.finals if "baseline" in result.picks.roles[t.job.name])
     spec = ArchSpec.from_dict(base.record.arch)
     transfer = analysis.baseline_transfer(
@@ -355,8 +364,12 @@ def _final_section(result: StudyResult, rows: list[dict[str, Any]]) -> str:
         f"{result.cfg.run.model.n_layers} layers: {transfer}. Predicted: the law fitted on the "
         f"smaller budgets with L_opt extrapolated from them ({result.cfg.search.level:.0%} "
         "bootstrap interval); achieved: final validation loss; 'in noise sd': the loss "
-        "difference over the standard deviation of paired seed differences; speed from each "
-        f"run's `throughput.json`.\n\n{md_table(cols, shown)}\n\n{_gqa_text(result)}"
+        "difference over the standard deviation of paired seed differences; tok/s per batch "
+        "size from each run's `throughput.json`; the comparison with the baseline from the "
+        f"head-to-head measurement (`{h2h.record}`): {h2h.repeats} rounds at B={batch} in "
+        "which every final decodes once, in turns, so a slow spell of the machine falls on all "
+        f"of them (median, slowest and fastest round by {result.measure})."
+        f"\n\n{md_table(cols, shown)}\n\n{_gqa_text(result)}"
         + (f"\n\nNotes:{notes}" if notes else "")
     )
 
@@ -568,14 +581,15 @@ def _throughput_section(result: StudyResult, out: Path) -> str:
     )
 
 
-def _outcome(rows: dict[str, dict[str, Any]], role: str, batch: str) -> analysis.Outcome:
+def _outcome(rows: dict[str, dict[str, Any]], role: str) -> analysis.Outcome:
     row = rows[role]
     return analysis.Outcome(
         row["run"],
         row["loss"],
         row["predicted_low"],
         row["predicted_high"],
-        row["tokens_per_s"][batch],
+        row["h2h_tokens_per_s"],
+        tuple(row["h2h_tokens_per_s_range"]),
     )
 
 
@@ -586,7 +600,6 @@ def _criteria(
     noise: analysis.SeedNoise | None,
 ) -> list[analysis.Criterion]:
     rows = {r["role"]: r for r in finals}
-    batch = str(result.cfg.search.batch_size)
     at_target = [r for r in result.runs("sweep") if r.n_params == result.cfg.target_n_params]
     held = result.fits.steps[-1]
     return analysis.criteria(
@@ -594,11 +607,9 @@ def _criteria(
         result.fits.full,
         held.spearman,
         min(at_target, key=lambda r: r.loss),
-        _outcome(rows, "loss_optimal", batch),
-        _outcome(rows, "fastest_meeting_target", batch)
-        if "fastest_meeting_target" in rows
-        else None,
-        _outcome(rows, "baseline", batch),
+        _outcome(rows, "loss_optimal"),
+        _outcome(rows, "fastest_meeting_target") if "fastest_meeting_target" in rows else None,
+        _outcome(rows, "baseline"),
         noise,
     )
 
@@ -633,7 +644,8 @@ def _verdict(
         fast_sd = f" ({fast['delta_sd']:+.1f} noise sd)" if noise else ""
         lines.append(
             f"- Fastest pick meeting L_t vs baseline: {fast['speedup_pct']:+.1f}% decode "
-            f"tokens/s at batch {batch}, loss {fast['delta_loss']:+.4f} nats{fast_sd}."
+            f"tokens/s at batch {batch} (head-to-head), loss {fast['delta_loss']:+.4f} "
+            f"nats{fast_sd}."
         )
     worst = max(s.mse for s in result.fits.steps)
     lines.append(

@@ -16,7 +16,13 @@ from archsearch.study.config import StudyConfig
 from archsearch.study.downstream import downstream_stage
 from archsearch.study.jobs import check_jobs, sweep_jobs
 from archsearch.study.picks import baseline_job, gqa_step, search_stage
-from archsearch.study.pipeline import Log, fit_stage, throughput_stage, train_stage
+from archsearch.study.pipeline import (
+    Log,
+    fit_stage,
+    head_to_head_stage,
+    throughput_stage,
+    train_stage,
+)
 
 TIMINGS_FILE = "timings.json"
 
@@ -51,6 +57,7 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
         "5 throughput finals", throughput_stage, cfg, picks.jobs, final_records, log, "final"
     )
     gqa = gqa_step(picks, [*records, *final_records])
+    head_to_head = timed("5 head-to-head finals", head_to_head_stage, cfg, finals, log)
     downstream = timed("5 downstream finals", downstream_stage, cfg, finals, log)
     result = StudyResult(
         cfg=cfg,
@@ -61,6 +68,7 @@ def run_study(cfg: StudyConfig, log: Log) -> Path:
         picks=picks,
         gqa=gqa,
         finals=finals,
+        head_to_head=head_to_head,
         timings=timings,
         downstream=downstream,
     )

@@ -280,18 +280,68 @@ def measure_decode(
             model, batch_size, cfg.prompt_tokens, cfg.new_tokens, mode, cfg.prefill_chunk_tokens
         )
         runs = [decoder.run(prompts)[1:] for _ in range(cfg.warmup + cfg.repeats)][cfg.warmup :]
-        prefill, decode = zip(*runs, strict=True)
-        cpu = device.type == "cpu"
-        timings.append(
-            BatchTiming(
-                batch_size,
-                [lap.wall_s for lap in prefill],
-                [lap.wall_s for lap in decode],
-                [lap.cpu_s for lap in prefill] if cpu else None,
-                [lap.cpu_s for lap in decode] if cpu else None,
-            )
-        )
+        timings.append(_timing(batch_size, runs, device))
         del decoder
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return timings
+
+
+def measure_interleaved(
+    specs: Sequence[ArchSpec],
+    cfg: DecodeConfig,
+    batch_size: int,
+    device: torch.device,
+    dtype: str,
+    mode: str,
+) -> list[BatchTiming]:
+    """Time several shapes' decode at one batch size in turns: repeat k runs every shape once,
+    the order rotated by k, so a slow spell of the machine falls on all of them alike (a
+    head-to-head comparison; separate measurements minutes apart can reverse close shapes).
+
+    Args:
+        specs: the shapes (random weights seeded with ``cfg.seed``, all resident at once).
+        cfg: the protocol (T_in, T_out, warm-up and repeats per shape, memory limit).
+        batch_size: B, in place of ``cfg.batch_sizes``.
+
+    Returns:
+        One BatchTiming per shape, in the order of ``specs``.
+    """
+    if cfg.repeats < 1 or cfg.warmup < 0 or cfg.prompt_tokens < 1 or cfg.new_tokens < 1:
+        raise ValueError("throughput: repeats, prompt_tokens, new_tokens >= 1 and warmup >= 0")
+    max_len = cfg.prompt_tokens + cfg.new_tokens - 1
+    for spec in specs:
+        check_memory(spec, batch_size, max_len, dtype, cfg.max_memory_gb)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    runners = []
+    for spec in specs:
+        model = build_model(spec, device, dtype, cfg.seed)
+        prompts = torch.randint(
+            spec.vocab_size, (batch_size, cfg.prompt_tokens), generator=generator
+        ).to(device)
+        decoder = Decoder(
+            model, batch_size, cfg.prompt_tokens, cfg.new_tokens, mode, cfg.prefill_chunk_tokens
+        )
+        for _ in range(cfg.warmup):
+            decoder.run(prompts)
+        runners.append((decoder, prompts))
+    runs: list[list[tuple[Lap, Lap]]] = [[] for _ in specs]
+    for k in range(cfg.repeats):
+        for j in range(len(specs)):
+            i = (k + j) % len(specs)
+            decoder, prompts = runners[i]
+            runs[i].append(decoder.run(prompts)[1:])
+    return [_timing(batch_size, laps, device) for laps in runs]
+
+
+def _timing(batch_size: int, runs: Sequence[tuple[Lap, Lap]], device: torch.device) -> BatchTiming:
+    """The timed repeats' (prefill, generation) laps as a BatchTiming (CPU times on CPU)."""
+    prefill, decode = zip(*runs, strict=True)
+    cpu = device.type == "cpu"
+    return BatchTiming(
+        batch_size,
+        [lap.wall_s for lap in prefill],
+        [lap.wall_s for lap in decode],
+        [lap.cpu_s for lap in prefill] if cpu else None,
+        [lap.cpu_s for lap in decode] if cpu else None,
+    )

@@ -14,6 +14,7 @@ import pytest
 
 from archsearch.evaluate.harness import EVAL_FILE
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE
+from archsearch.study.pipeline import HEAD_TO_HEAD_FILE
 
 
 def _run(output_root: Path, repo: Path) -> str:
@@ -35,7 +36,9 @@ def study(tmp_path_factory: pytest.TempPathFactory, repo: Path) -> dict[str, Any
     first_log = _run(root, repo)
     out = root / "cpu_quick"
     produced = sorted(
-        p for name in (RECORD_FILE, THROUGHPUT_FILE, EVAL_FILE) for p in out.rglob(name)
+        p
+        for name in (RECORD_FILE, THROUGHPUT_FILE, EVAL_FILE, HEAD_TO_HEAD_FILE)
+        for p in out.rglob(name)
     )
     mtimes = {p: p.stat().st_mtime_ns for p in produced}
     second_log = _run(root, repo)

@@ -109,17 +109,28 @@ def test_final_rows_match_records_and_search(study: dict[str, Any]) -> None:
     roles = [r["role"] for r in rows]
     assert roles[:2] == ["baseline", "loss_optimal"]
     base = read_record(out / rows[0]["record"])
-    base_speed = read_throughput_record(out / rows[0]["throughput_record"])
     batch = search["setting"]["batch_size"]
-    measure = search["throughput_measure"]
-    base_tps = _tokens_per_s(base_speed, measure)[str(batch)]
+    assert search["throughput_measure"] == "cpu_time_median"
+    # the speed comparison: every final decoded in turns, the same rounds for each
+    h2h = json.loads((out / rows[0]["h2h_record"]).read_text())
+    assert h2h["protocol"]["batch_sizes"] == [batch]
+    speeds = {s["run"]: s["speed"] for s in h2h["shapes"]}
+    assert set(speeds) == {r["run"] for r in rows}
+    assert all(len(s["decode_cpu_s"]) == h2h["protocol"]["repeats"] > 1 for s in speeds.values())
+    base_tps = speeds[rows[0]["run"]]["cpu_time_tokens_per_s"]
     # L_t is the baseline's measured loss, trained before the search
     assert search["target"]["source"] == "measured"
     assert search["target"]["loss"] == base.final_val_loss
     for row in rows:
         record = read_record(out / row["record"])
-        speed = read_throughput_record(out / row["throughput_record"])
-        tps = _tokens_per_s(speed, measure)[str(batch)]
+        speed = speeds[row["run"]]
+        tps = speed["cpu_time_tokens_per_s"]
+        assert next(s["arch"] for s in h2h["shapes"] if s["run"] == row["run"]) == record.arch
+        assert row["h2h_tokens_per_s"] == tps
+        assert row["h2h_tokens_per_s_range"] == [
+            speed["cpu_time_tokens_per_s_min"],
+            speed["cpu_time_tokens_per_s_max"],
+        ]
         assert row["loss"] == record.final_val_loss
         assert record.config["budget"]["n_params"] == search["n_params"]
         assert record.train_tokens == base.train_tokens
@@ -139,6 +150,7 @@ def test_final_rows_match_records_and_search(study: dict[str, Any]) -> None:
         assert f"{_fmt(row['predicted_loss'])}" in cells
         assert f"{row['delta_loss']:.4f}" in cells
         assert f"{row['speedup_pct']:+.1f}%" in cells
+        assert f"{tps:.0f} [{row['h2h_tokens_per_s_range'][0]:.0f}, " in " ".join(cells)
     verdict = study["report"]["verdict"]
     assert verdict["loss_optimal_beats_baseline"] == (rows[1]["delta_loss"] < 0)
 

@@ -10,7 +10,13 @@ import torch
 from archsearch.arch import ArchSpec
 from archsearch.model import CachedStep, KVCache, Transformer
 from archsearch.throughput.config import DecodeConfig
-from archsearch.throughput.decode import Decoder, build_model, check_memory, measure_decode
+from archsearch.throughput.decode import (
+    Decoder,
+    build_model,
+    check_memory,
+    measure_decode,
+    measure_interleaved,
+)
 
 CPU = torch.device("cpu")
 
@@ -74,6 +80,30 @@ def test_measure_decode_protocol_and_memory_limit() -> None:
         check_memory(spec, 64, 1024, "fp32", 1e-6)
     with pytest.raises(MemoryError, match="batch 2"):
         measure_decode(spec, DecodeConfig(batch_sizes=[2], max_memory_gb=1e-6), CPU, "fp32", "none")
+
+
+def test_interleaved_measurement_takes_every_shape_in_turns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    specs = [spec_with(4), spec_with(2), spec_with(1)]
+    calls: list[int] = []
+    run = Decoder.run
+
+    def spy(self: Decoder, prompts: torch.Tensor) -> tuple[torch.Tensor, object, object]:
+        calls.append(self.model.spec.n_kv_heads)
+        return run(self, prompts)
+
+    monkeypatch.setattr(Decoder, "run", spy)
+    cfg = DecodeConfig(prompt_tokens=6, new_tokens=3, repeats=4, warmup=1)
+    timings = measure_interleaved(specs, cfg, 2, CPU, "fp32", "none")
+    assert calls[:3] == [4, 2, 1]  # one warm-up each, then 4 rounds, the order rotated each round
+    rounds = [calls[3 + 3 * k : 6 + 3 * k] for k in range(4)]
+    assert rounds == [[4, 2, 1], [2, 1, 4], [1, 4, 2], [4, 2, 1]]
+    assert [t.batch_size for t in timings] == [2, 2, 2]
+    for t in timings:
+        assert t.decode_cpu_s is not None and len(t.decode_s) == len(t.decode_cpu_s) == 4
+    with pytest.raises(MemoryError, match="max_memory_gb"):
+        measure_interleaved(specs, DecodeConfig(max_memory_gb=1e-6), 2, CPU, "fp32", "none")
 
 
 @pytest.mark.parametrize("static", [False, True])
