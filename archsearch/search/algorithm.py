@@ -434,6 +434,18 @@ def search(
     )
     if goal is not None and fastest is None:
         notes.append(f"no candidate meets L_t = {goal.loss:.4f}; the loss optimum is reported")
+    reference = goal.scored if goal is not None else None
+    if (
+        goal
+        and fastest
+        and reference
+        and fastest.speed.tokens_per_s <= reference.speed.tokens_per_s
+    ):
+        notes.append(
+            f"no candidate meeting L_t decodes faster than the target {goal.name} "
+            f"({reference.speed.tokens_per_s:.0f} tokens/s): the fastest one, "
+            f"{fastest.candidate.name}, reaches {fastest.speed.tokens_per_s:.0f}"
+        )
     front = [
         scored[i]
         for i in pareto_front([s.rank_loss for s in scored], [s.speed.tokens_per_s for s in scored])

@@ -168,7 +168,8 @@ def space_from_config(
     head_dim: int,
     vocab_size: int,
     gqa_group: int,
-    tie_embeddings: bool = False,
+    *,
+    tie_embeddings: bool,
     n_params_tolerance: float = 0.05,
 ) -> SearchSpace:
     """``enumerate_space`` over the grids of ``cfg``, keeping only shapes whose *achieved* x and
@@ -179,6 +180,8 @@ def space_from_config(
         cfg: the search space.
         n_params: budget N.
         gqa_group: the group used when ``cfg.gqa_groups`` is null.
+        tie_embeddings: as the runs that will train the picks (required: a shape's total
+            parameters and the model trained depend on it).
     """
     space = enumerate_space(
         n_params,

@@ -6,7 +6,7 @@ outputs/study/<name>/report/report.md. Re-running the same command skips finishe
 --quick stands for experiment=cpu_quick.
 
 Main options:
-  --quick (experiment=cpu_quick, minutes)  experiment=cpu_full (about 50 min on 2 CPU cores)
+  --quick (experiment=cpu_quick, minutes)  experiment=cpu_full (about 45 min on 2 CPU cores)
   output_root=outputs/study  name=<study name>  workers=2  run.train.num_threads=1
 
 Examples:

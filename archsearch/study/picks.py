@@ -108,6 +108,7 @@ def search_stage(
         model.head_dim,
         cfg.run.data.vocab_size,
         base_spec.gqa_group,
+        tie_embeddings=model.tie_embeddings,
         n_params_tolerance=base.run.budget.n_params_tolerance,
     )
     log(f"[search] {len(space.candidates)} candidates at N={n:,} ({space.n_infeasible} infeasible)")

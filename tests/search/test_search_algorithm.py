@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from search_helpers import LLAMA, LLAMA_D, LLAMA_N, task3_law
 
-from archsearch.arch import non_embedding_params
+from archsearch.arch import ArchSpec, non_embedding_params
 from archsearch.records import BatchThroughput, ThroughputRecord
 from archsearch.search import (
     DecodeSetting,
+    Target,
     ThroughputModel,
     candidate_for,
     d_model_grid,
@@ -97,6 +98,19 @@ def test_constraint_honoured_and_best_is_fastest(result):
     gain = fastest.speed.tokens_per_s / target.scored.speed.tokens_per_s - 1
     assert gain > 0.2  # the paper reports up to 42% over LLaMA-3.2-1B
     assert result.gqa.to_train[0].name == fastest.candidate.name  # baseline group not trained yet
+
+
+def test_a_pick_slower_than_the_target_is_said(space, result):
+    assert not any("faster than the target" in n for n in result.notes)  # LLaMA: picks are faster
+    small = ArchSpec(256, 2, 4, 1, 64, 512, 128256, tie_embeddings=True, name="tiny_reference")
+    target = Target("tiny reference", 10.0, source="measured", spec=small)
+    slower = search(task3_law(), space, LLAMA_N, LLAMA_D, ThroughputModel(SETTING), target=target)
+    fastest = slower.fastest_meeting_target
+    assert fastest.speed.tokens_per_s < slower.target.scored.speed.tokens_per_s
+    assert any(
+        "no candidate meeting L_t decodes faster than the target tiny reference" in n
+        for n in slower.notes
+    )
 
 
 def test_numeric_target_and_quantile_constraint(space):

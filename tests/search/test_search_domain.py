@@ -51,7 +51,7 @@ def test_achieved_r_respects_the_bound_not_a_tolerance_above_it():
         LLAMA_N, 16, 64, 128256, d_model_grid(LLAMA_N, 0.02, 0.25), r_grid(0.5, 5.0, 60), [4]
     )
     bounded = space_from_config(
-        SearchSpaceConfig(x_min=0.02, x_max=0.25), LLAMA_N, 16, 64, 128256, 4
+        SearchSpaceConfig(x_min=0.02, x_max=0.25), LLAMA_N, 16, 64, 128256, 4, tie_embeddings=False
     )
     assert max(c.r for c in loose.candidates) > 5.0  # rounding to whole heads steps past r_max
     assert max(c.r for c in bounded.candidates) <= 5.0

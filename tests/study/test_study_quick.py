@@ -132,6 +132,9 @@ def test_final_rows_match_records_and_search(study: dict[str, Any]) -> None:
             speed["cpu_time_tokens_per_s_max"],
         ]
         assert row["loss"] == record.final_val_loss
+        # the picks train as the sweep did: the same model settings but the shape
+        assert record.config["model"]["tie_embeddings"] == base.config["model"]["tie_embeddings"]
+        assert record.arch["tie_embeddings"] == base.arch["tie_embeddings"]
         assert record.config["budget"]["n_params"] == search["n_params"]
         assert record.train_tokens == base.train_tokens
         assert row["delta_loss"] == pytest.approx(record.final_val_loss - base.final_val_loss)
