@@ -201,6 +201,7 @@ def head_to_head_stage(cfg: StudyConfig, finals: list[Trained], log: Log) -> Hea
     rounds, and write ``final/head_to_head.json``: the speed comparison of the picks with the
     baseline. Each final's own ``throughput.json`` is taken alone, minutes apart from the
     others', and for shapes this close such measurements can disagree on which is faster.
+    Measured with the torch decoder (``measure_interleaved``) whatever ``throughput.backend``.
     A file measured under the same protocol for the same shapes is read back instead.
     """
     protocol = dataclasses.replace(
@@ -251,6 +252,7 @@ def head_to_head_stage(cfg: StudyConfig, finals: list[Trained], log: Log) -> Hea
         path,
         {
             "protocol": dataclasses.asdict(protocol),
+            "backend": "torch",
             "device": str(device),
             "dtype": dtype,
             "step_mode": mode,
