@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from archsearch.records import RECORD_FILE, read_record
+from archsearch.study import analysis
 from archsearch.study.config import BaselineConfig
 
 
@@ -77,6 +78,13 @@ def test_learning_rate_check_rows_come_from_records(study: dict[str, Any]) -> No
     for p in points:
         rec = every[p["run"]]
         assert (p["lr"], p["loss"]) == (rec.config["optim"]["lr"], rec.final_val_loss)
+
+
+def test_paired_speedup_compares_within_rounds() -> None:
+    # equal medians of the two lists (2 s each), but the pick is faster in 2 of 3 rounds and
+    # the median of the per-round speed ratios is 3/2
+    assert analysis.paired_speedup([1.0, 2.0, 3.0], [2.0, 3.0, 1.0]) == (0.5, 2)
+    assert analysis.paired_speedup([1.0, 2.0], [1.0, 2.0]) == (0.0, 0)
 
 
 def test_criteria_are_decided_by_the_reported_numbers(study: dict[str, Any]) -> None:
