@@ -62,17 +62,7 @@ def measure(specs: list[ArchSpec], cfg: DecodeConfig, busy: int) -> list[BatchTh
             spinner.terminate()
         for spinner in spinners:
             spinner.wait()
-    return [
-        BatchThroughput.from_times(
-            t.batch_size,
-            cfg.new_tokens,
-            t.prefill_s,
-            t.decode_s,
-            prefill_cpu_s=t.prefill_cpu_s,
-            decode_cpu_s=t.decode_cpu_s,
-        )
-        for t in timings
-    ]
+    return [t.throughput(cfg.new_tokens) for t in timings]
 
 
 def rates(batch: BatchThroughput, measure_name: str) -> tuple[float, float, float]:

@@ -48,6 +48,13 @@ def _rates(generated: int, seconds: list[float]) -> tuple[float, float, float]:
     return statistics.median(rates), min(rates), max(rates)
 
 
+def _is_wall(measure: str) -> bool:
+    """Whether ``measure`` is the wall clock (else process CPU time); refuses other names."""
+    if measure not in MEASURES:
+        raise ValueError(f"throughput measure {measure!r}; choose one of {MEASURES}")
+    return measure == WALL_MEDIAN
+
+
 @dataclass
 class BatchThroughput:
     """Measurements at one batch size B (times in seconds, throughputs in tokens/s).
@@ -120,13 +127,16 @@ class BatchThroughput:
     def rates(self, measure: str) -> tuple[float, float, float] | None:
         """(median, min, max) decode tokens/s over repeats by ``measure`` (one of ``MEASURES``:
         wall clock or process CPU time); None where that measure was not recorded."""
-        if measure not in MEASURES:
-            raise ValueError(f"throughput measure {measure!r}; choose one of {MEASURES}")
-        prefix = "tokens_per_s" if measure == WALL_MEDIAN else "cpu_time_tokens_per_s"
+        prefix = "tokens_per_s" if _is_wall(measure) else "cpu_time_tokens_per_s"
         median = getattr(self, prefix)
         if median is None:
             return None
         return median, getattr(self, f"{prefix}_min"), getattr(self, f"{prefix}_max")
+
+    def decode_times(self, measure: str) -> list[float] | None:
+        """Per-repeat generation seconds by ``measure`` (one of ``MEASURES``); None where that
+        measure was not recorded."""
+        return self.decode_s if _is_wall(measure) else self.decode_cpu_s
 
     def validate(self, where: str, repeats: int) -> None:
         """Raise RecordError naming the first bad field (``where`` prefixes the field name)."""

@@ -204,10 +204,9 @@ def head_to_head_stage(cfg: StudyConfig, finals: list[Trained], log: Log) -> Hea
     Measured with the torch decoder (``measure_interleaved``) whatever ``throughput.backend``.
     A file measured under the same protocol for the same shapes is read back instead.
     """
+    batch = cfg.search.batch_size
     protocol = dataclasses.replace(
-        cfg.throughput,
-        batch_sizes=[cfg.search.batch_size],
-        repeats=cfg.search.head_to_head_repeats,
+        cfg.throughput, batch_sizes=[batch], repeats=cfg.search.head_to_head_repeats
     )
     shapes = [
         {"run": t.job.name, "arch": ArchSpec.from_dict(t.record.arch).to_dict()} for t in finals
@@ -226,27 +225,19 @@ def head_to_head_stage(cfg: StudyConfig, finals: list[Trained], log: Log) -> Hea
                 speed = BatchThroughput(**dataclass_fields_in(BatchThroughput, s["speed"], where))
                 speed.validate(where, protocol.repeats)
                 speeds[s["run"]] = speed
-            return HeadToHead(protocol.batch_sizes[0], protocol.repeats, speeds, record)
+            return HeadToHead(batch, protocol.repeats, speeds, record)
         log("[final head-to-head] the finals or the protocol changed: measuring again")
     from archsearch.throughput.decode import measure_interleaved
 
     device, dtype, mode = decode_setting(cfg)
     log(
-        f"[final head-to-head] {len(finals)} finals at B={protocol.batch_sizes[0]}, "
+        f"[final head-to-head] {len(finals)} finals at B={batch}, "
         f"{protocol.repeats} rounds in turns"
     )
     specs = [ArchSpec.from_dict(s["arch"]) for s in shapes]
-    timings = measure_interleaved(specs, protocol, protocol.batch_sizes[0], device, dtype, mode)
+    timings = measure_interleaved(specs, protocol, batch, device, dtype, mode)
     speeds = {
-        s["run"]: BatchThroughput.from_times(
-            t.batch_size,
-            protocol.new_tokens,
-            t.prefill_s,
-            t.decode_s,
-            prefill_cpu_s=t.prefill_cpu_s,
-            decode_cpu_s=t.decode_cpu_s,
-        )
-        for s, t in zip(shapes, timings, strict=True)
+        s["run"]: t.throughput(protocol.new_tokens) for s, t in zip(shapes, timings, strict=True)
     }
     write_json_atomic(
         path,
@@ -260,7 +251,7 @@ def head_to_head_stage(cfg: StudyConfig, finals: list[Trained], log: Log) -> Hea
             "shapes": [{**s, "speed": dataclasses.asdict(speeds[s["run"]])} for s in shapes],
         },
     )
-    return HeadToHead(protocol.batch_sizes[0], protocol.repeats, speeds, record)
+    return HeadToHead(batch, protocol.repeats, speeds, record)
 
 
 def fit_stage(cfg: StudyConfig, records: list[RunRecord], log: Log) -> Fits:

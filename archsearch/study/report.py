@@ -19,7 +19,7 @@ from typing import Any
 from archsearch.arch import ArchSpec, count_params
 from archsearch.law.plots import plot_predicted_vs_observed, plot_u_curves
 from archsearch.records import RECORD_FILE, THROUGHPUT_FILE, RunRecord, write_json_atomic
-from archsearch.records.throughput import CPU_TIME_MEDIAN, WALL_MEDIAN
+from archsearch.records.throughput import WALL_MEDIAN
 from archsearch.search import GQASearch, Scored, spec_key
 from archsearch.study import analysis
 from archsearch.study.config import StudyConfig
@@ -296,8 +296,7 @@ def _final_rows(
 
     def round_s(name: str) -> list[float]:
         speed = h2h.speeds[name]
-        cpu = result.measure == CPU_TIME_MEDIAN and speed.decode_cpu_s is not None
-        return list(speed.decode_cpu_s if cpu else speed.decode_s)
+        return speed.decode_times(result.measure) or speed.decode_s
 
     rows = []
     for name, roles in result.picks.roles.items():

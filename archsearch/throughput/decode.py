@@ -23,8 +23,9 @@ import torch
 
 from archsearch.arch import ArchSpec
 from archsearch.model import CachedStep, KVCache, Transformer
+from archsearch.records.throughput import BatchThroughput
 from archsearch.throughput.config import DecodeConfig
-from archsearch.throughput.roofline import memory_bytes
+from archsearch.throughput.roofline import DecodeEstimate, memory_bytes
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 STEP_MODES = ("none", "cuda_graph", "compile")
@@ -51,6 +52,22 @@ class BatchTiming:
     decode_s: list[float]
     prefill_cpu_s: list[float] | None = None
     decode_cpu_s: list[float] | None = None
+
+    def throughput(
+        self, new_tokens: int, roofline: DecodeEstimate | None = None
+    ) -> BatchThroughput:
+        """The summary record of these repeats (``BatchThroughput.from_times``) for
+        ``new_tokens`` (T_out) generated per row, with the roofline's prediction where given."""
+        return BatchThroughput.from_times(
+            self.batch_size,
+            new_tokens,
+            self.prefill_s,
+            self.decode_s,
+            roofline.tokens_per_s if roofline else None,
+            roofline.end_to_end_tokens_per_s if roofline else None,
+            self.prefill_cpu_s,
+            self.decode_cpu_s,
+        )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -17,7 +17,6 @@ from archsearch.arch import ArchSpec, describe
 from archsearch.config import resolve_arch
 from archsearch.records.schema import RECORD_FILE
 from archsearch.records.throughput import (
-    BatchThroughput,
     ThroughputRecord,
     write_throughput_record,
 )
@@ -154,18 +153,7 @@ def run_throughput(cfg: ThroughputRunConfig, out_dir: str | Path) -> ThroughputR
             estimate = estimate_decode(
                 spec, profile, timing.batch_size, protocol.prompt_tokens, protocol.new_tokens, dtype
             )
-        batches.append(
-            BatchThroughput.from_times(
-                timing.batch_size,
-                protocol.new_tokens,
-                timing.prefill_s,
-                timing.decode_s,
-                estimate.tokens_per_s if estimate else None,
-                estimate.end_to_end_tokens_per_s if estimate else None,
-                timing.prefill_cpu_s,
-                timing.decode_cpu_s,
-            )
-        )
+        batches.append(timing.throughput(protocol.new_tokens, estimate))
     dest = Path(cfg.run_dir) if cfg.run_dir else Path(out_dir)
     record = ThroughputRecord(
         run_id=_run_id(dest),
